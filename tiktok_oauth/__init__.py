@@ -1,0 +1,32 @@
+"""TikTok OAuth 2.0 for Python: an Authlib-based client, a refresh-once auth object, token stores."""
+
+from tiktok_oauth.auth import TikTokAuth
+from tiktok_oauth.client import AsyncTikTokOAuth2Client, TikTokOAuth2Client, generate_code_verifier
+from tiktok_oauth.errors import (
+    AuthorizationDeniedError,
+    RateLimitedError,
+    ReauthorizationRequiredError,
+    StateMismatchError,
+    TikTokOAuthError,
+    TikTokServerError,
+    TokenStoreError,
+)
+from tiktok_oauth.token import TikTokToken
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AsyncTikTokOAuth2Client",
+    "AuthorizationDeniedError",
+    "RateLimitedError",
+    "ReauthorizationRequiredError",
+    "StateMismatchError",
+    "TikTokAuth",
+    "TikTokOAuth2Client",
+    "TikTokOAuthError",
+    "TikTokServerError",
+    "TikTokToken",
+    "TokenStoreError",
+    "__version__",
+    "generate_code_verifier",
+]

@@ -1,0 +1,490 @@
+"""TikTok's OAuth 2.0 wire rules, written once, with no I/O.
+
+Every departure from RFC 6749 listed in TIKTOK.md has a small named function or constant here; the sync
+client, the async client and the auth object are thin shells that send what this module builds and hand
+back what they receive. The row numbers below are TIKTOK.md's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import json
+import string
+from collections.abc import Generator, Iterable, Mapping
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any, Final, Literal
+from urllib.parse import parse_qsl, urlsplit
+
+from authlib.common.security import generate_token
+from authlib.common.urls import add_params_to_uri
+from authlib.oauth2.rfc6749.errors import InsecureTransportError
+
+from tiktok_oauth import _clock
+from tiktok_oauth.errors import (
+    AuthorizationDeniedError,
+    RateLimitedError,
+    ReauthorizationRequiredError,
+    StateMismatchError,
+    TikTokOAuthError,
+    TikTokServerError,
+)
+from tiktok_oauth.token import TikTokToken
+
+AUTHORIZE_URL: Final = "https://www.tiktok.com/v2/auth/authorize/"
+TOKEN_URL: Final = "https://open.tiktokapis.com/v2/oauth/token/"  # noqa: S105 - a URL
+REVOKE_URL: Final = "https://open.tiktokapis.com/v2/oauth/revoke/"
+API_HOST: Final = "open.tiktokapis.com"
+DEFAULT_REDIRECT_URI: Final = "https://localhost/"
+DEFAULT_SCOPE: Final = ("user.info.basic", "video.list")
+
+#: RFC 7636's unreserved characters, the alphabet of a PKCE code verifier.
+UNRESERVED: Final = string.ascii_letters + string.digits + "-._~"
+CODE_VERIFIER_LENGTH: Final = 64
+STATE_LENGTH: Final = 43  # 43 characters of 62 symbols: about 256 bits
+
+#: Attempts per token-endpoint call: the first one and at most two retries of a transient failure.
+MAX_ATTEMPTS: Final = 3
+BACKOFF: Final = (0.1, 0.3)
+#: A `Retry-After` longer than this is reported to the caller rather than slept through.
+MAX_RETRY_AFTER: Final = 2.0
+
+_FORM_HEADERS: Final = {
+    "Content-Type": "application/x-www-form-urlencoded",
+    "Cache-Control": "no-cache",
+    "Accept": "application/json",
+}
+
+#: Legacy v1 numeric error codes (TIKTOK.md "Legacy v1") mapped to OAuth error names.
+_V1_ERRORS: Final = {
+    10002: "invalid_request",
+    10003: "invalid_client",
+    10004: "invalid_scope",
+    10007: "invalid_grant",
+    10008: "invalid_grant",
+    10010: "invalid_grant",
+    10013: "invalid_client",
+    10014: "invalid_grant",
+    2190008: "access_token_invalid",
+}
+
+Grant = Literal["authorization_code", "refresh_token", "client_credentials", "revoke"]
+
+
+# -- transport security ----------------------------------------------------------------------------
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is a loopback host (127.0.0.0/8, ::1 or localhost)."""
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_transport(url: str) -> str:
+    """Refuse plain `http` except to loopback hosts; needs no environment variable (unlike Authlib)."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" or (parts.scheme == "http" and is_loopback(parts.hostname or "")):
+        return url
+    raise InsecureTransportError
+
+
+def host_with_port(url: str) -> str:
+    """The host of `url`, with its port when one is given (`127.0.0.1:8000`), lowercased."""
+    return urlsplit(url).netloc.rpartition("@")[2].lower()
+
+
+# -- scopes (row 3) and PKCE (rows 5, 6) ----------------------------------------------------------
+
+
+def join_scope(scope: str | Iterable[str]) -> str:
+    """TikTok's scope is comma-separated (row 3): accept `"a,b"` or any iterable of names."""
+    names = scope.split(",") if isinstance(scope, str) else scope
+    return ",".join(name.strip() for name in names if name.strip())
+
+
+def generate_code_verifier() -> str:
+    """A new PKCE code verifier: 64 characters from RFC 7636's unreserved set, from a CSPRNG."""
+    return generate_token(CODE_VERIFIER_LENGTH, UNRESERVED)  # type: ignore[no-any-return]
+
+
+def code_challenge(code_verifier: str) -> str:
+    """TikTok's PKCE challenge: the lowercase **hex** SHA-256 of the verifier, not base64url (row 5)."""
+    if not 43 <= len(code_verifier) <= 128 or not set(code_verifier) <= set(UNRESERVED):
+        raise ValueError("a code verifier is 43 to 128 characters from A-Z a-z 0-9 - . _ ~")
+    return hashlib.sha256(code_verifier.encode("ascii")).hexdigest()
+
+
+def generate_state() -> str:
+    """A new `state`: 43 characters from a CSPRNG (about 256 bits)."""
+    return generate_token(STATE_LENGTH)  # type: ignore[no-any-return]
+
+
+# -- the authorization URL and its callback (rows 1, 4, 16, 17) -----------------------------------
+
+
+def authorization_url(
+    authorize_url: str,
+    *,
+    client_key: str,
+    redirect_uri: str,
+    scope: str | Iterable[str],
+    state: str,
+    code_verifier: str | None = None,
+    disable_auto_auth: bool | None = None,
+    extra: Mapping[str, str] | None = None,
+) -> str:
+    """Build the URL of TikTok's consent page: `client_key`, never `client_id` (row 1)."""
+    params: list[tuple[str, str]] = [
+        ("client_key", client_key),
+        ("response_type", "code"),
+        ("scope", join_scope(scope)),
+        ("redirect_uri", redirect_uri),
+        ("state", state),
+    ]
+    if code_verifier is not None:
+        params += [("code_challenge", code_challenge(code_verifier))]
+        params += [("code_challenge_method", "S256")]
+    if disable_auto_auth is not None:
+        params.append(("disable_auto_auth", "1" if disable_auto_auth else "0"))
+    params += [(k, v) for k, v in (extra or {}).items() if k != "client_id"]
+    return add_params_to_uri(authorize_url, params)  # type: ignore[no-any-return]
+
+
+def code_from_callback(authorization_response: str, expected_state: str | None) -> str:
+    """Check TikTok's callback URL and return its authorization code, decoded exactly once (row 16).
+
+    The state is compared in constant time before anything else; an `error` parameter (the user declined,
+    or the app is misconfigured) raises `AuthorizationDeniedError`.
+    """
+    query = dict(parse_qsl(urlsplit(authorization_response).query, keep_blank_values=True))
+    if expected_state is not None:
+        received = query.get("state", "")
+        if not hmac.compare_digest(received.encode(), expected_state.encode()):
+            raise StateMismatchError("the callback's state does not match the one the login began with")
+    if "error" in query:
+        raise AuthorizationDeniedError(
+            query.get("error_description") or "TikTok did not grant access",
+            error=query["error"] or "access_denied",
+            log_id=query.get("log_id"),
+        )
+    code = query.get("code")
+    if not code:
+        raise TikTokOAuthError("the callback URL has no code", error="invalid_request")
+    return code
+
+
+# -- token-endpoint requests (rows 1, 2, 7, 12, 13) ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TokenCall:
+    """One call to the token or revoke endpoint: what to send, and which grant it is."""
+
+    grant: Grant
+    url: str
+    data: dict[str, str]
+    headers: Mapping[str, str] = field(default_factory=lambda: _FORM_HEADERS)
+    previous: TikTokToken | None = None
+
+    def __repr__(self) -> str:
+        return f"TokenCall(grant={self.grant!r}, url={self.url!r})"
+
+
+def _credentials(client_key: str, client_secret: str) -> dict[str, str]:
+    # In the form body only: never HTTP Basic (row 2), never the URL.
+    return {"client_key": client_key, "client_secret": client_secret}
+
+
+def authorization_code_call(
+    token_url: str,
+    credentials: tuple[str, str],
+    *,
+    code: str,
+    redirect_uri: str,
+    code_verifier: str | None,
+) -> TokenCall:
+    """Exchange a code: `redirect_uri` must be the one the code was issued for (row 7)."""
+    data = {
+        **_credentials(*credentials),
+        "code": code,
+        "grant_type": "authorization_code",
+        "redirect_uri": redirect_uri,
+    }
+    if code_verifier is not None:
+        data["code_verifier"] = code_verifier
+    return TokenCall("authorization_code", token_url, data)
+
+
+def refresh_call(token_url: str, credentials: tuple[str, str], refresh_token: str | TikTokToken) -> TokenCall:
+    """Refresh: no `scope` (row 12); an expired refresh token is refused without a request."""
+    previous = refresh_token if isinstance(refresh_token, TikTokToken) else None
+    if previous is not None:
+        if previous.refresh_token is None:
+            raise ReauthorizationRequiredError("the token has no refresh token: log in again")
+        if previous.is_refresh_expired():
+            raise ReauthorizationRequiredError("the refresh token has expired: log in again")
+        refresh_token = previous.refresh_token
+    if not isinstance(refresh_token, str) or not refresh_token:
+        raise ReauthorizationRequiredError("no refresh token: log in again")
+    data = {
+        **_credentials(*credentials),
+        "grant_type": "refresh_token",
+        "refresh_token": refresh_token,
+    }
+    return TokenCall("refresh_token", token_url, data, previous=previous)
+
+
+def client_credentials_call(token_url: str, credentials: tuple[str, str]) -> TokenCall:
+    """Fetch a client access token (row 18)."""
+    data = {**_credentials(*credentials), "grant_type": "client_credentials"}
+    return TokenCall("client_credentials", token_url, data)
+
+
+def revoke_call(revoke_url: str, credentials: tuple[str, str], token: str | TikTokToken) -> TokenCall:
+    """Revoke: `token` is the **access** token, and no `token_type_hint` (row 13)."""
+    access_token = token.access_token if isinstance(token, TikTokToken) else token
+    if not access_token:
+        raise ValueError("revoke_token needs an access token")
+    return TokenCall("revoke", revoke_url, {**_credentials(*credentials), "token": access_token})
+
+
+# -- token-endpoint responses (rows 8, 9, 10, 11) --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What came back from the endpoint: a status, headers and the raw body."""
+
+    status_code: int
+    headers: Mapping[str, str]
+    content: bytes
+
+
+def _log_id(body: Mapping[str, Any], headers: Mapping[str, str]) -> str | None:
+    log_id = body.get("log_id") or headers.get("x-tt-logid")
+    return str(log_id) if log_id else None
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - _clock.now())
+    except (TypeError, ValueError):
+        return None
+
+
+def _json_object(reply: Reply) -> dict[str, Any] | None:
+    try:
+        body = json.loads(reply.content)
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _unwrap_v1(body: dict[str, Any]) -> dict[str, Any]:
+    """Unwrap the legacy v1 envelope `{"data": {..., "error_code": N}, "message": ...}`."""
+    data = body.get("data")
+    if isinstance(data, dict) and "error_code" in data and "error" not in body:
+        code = data.get("error_code")
+        if code in (0, "0"):
+            return {k: v for k, v in data.items() if k not in ("error_code", "description")}
+        name = _V1_ERRORS.get(code, f"v1_error_{code}") if isinstance(code, int) else "v1_error"
+        return {
+            "error": name,
+            "error_description": str(data.get("description") or body.get("message") or ""),
+            "log_id": data.get("log_id"),
+        }
+    return body
+
+
+def _error_fields(body: dict[str, Any]) -> tuple[str, str] | None:
+    """The `(error, description)` of an error body, or None for a success (row 8: any status)."""
+    error = body.get("error")
+    if isinstance(error, dict):  # the data API's envelope, where code "ok" means success (row 14)
+        code = error.get("code")
+        if code in (None, "ok"):
+            return None
+        return str(code), str(error.get("message") or "")
+    if error is None or error == "":
+        return None
+    return str(error), str(body.get("error_description") or "")
+
+
+def error_for(call: TokenCall, reply: Reply) -> TikTokOAuthError | None:
+    """The typed error a reply stands for, or None when it is a success."""
+    status = reply.status_code
+    body = _json_object(reply)
+    if body is not None:
+        body = _unwrap_v1(body)
+    fields = _error_fields(body) if body is not None else None
+    error, description = fields or (None, "")
+    log_id = _log_id(body or {}, reply.headers)
+    common: dict[str, Any] = {"error": error, "log_id": log_id, "status_code": status}
+    if status == 429 or error == "rate_limit_exceeded":
+        retry_after = _retry_after(reply.headers)
+        return RateLimitedError(
+            description or "TikTok's rate limit was hit", retry_after=retry_after, **common
+        )
+    if status >= 500 or error in ("server_error", "temporarily_unavailable", "internal_error"):
+        return TikTokServerError(description or "TikTok had a server error", **common)
+    if body is None:
+        if call.grant == "revoke" and 200 <= status < 300 and not reply.content.strip():
+            return None  # revoke answers success with an empty body (row 13)
+        return TikTokServerError(_not_json(reply), **common)
+    if fields is not None:
+        if call.grant == "refresh_token" and error in ("invalid_grant", "access_token_invalid"):
+            return ReauthorizationRequiredError(
+                description or "the refresh token is invalid, expired or revoked: log in again",
+                **common,
+            )
+        return TikTokOAuthError(description or "TikTok refused the request", **common)
+    if not 200 <= status < 300:
+        return TikTokOAuthError(f"TikTok answered HTTP {status}", **common)
+    return None
+
+
+def _not_json(reply: Reply) -> str:
+    content_type = reply.headers.get("content-type", "unknown type")
+    if not reply.content.strip():
+        return "TikTok answered with an empty body"
+    return (
+        f"TikTok answered with a body that is not a JSON object ({content_type}, {len(reply.content)} bytes)"
+    )
+
+
+def token_from(call: TokenCall, reply: Reply, received_at: float) -> TikTokToken:
+    """Turn a successful token reply into a `TikTokToken` with absolute expiries (rows 9, 10, 11)."""
+    body = _unwrap_v1(_json_object(reply) or {})
+    access_token = body.get("access_token")
+    if not isinstance(access_token, str) or not access_token:
+        raise TikTokServerError(
+            "TikTok's token response has no access_token",
+            status_code=reply.status_code,
+            log_id=_log_id(body, reply.headers),
+        )
+    for name in ("expires_in", "refresh_expires_in"):
+        value = body.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise TikTokServerError(
+                f"TikTok's token response has a malformed {name}", status_code=reply.status_code
+            )
+    body.pop("expires_at", None)
+    body.pop("refresh_expires_at", None)
+    if "expires_in" in body:
+        body["expires_at"] = int(received_at + body["expires_in"])
+    if "refresh_expires_in" in body:
+        body["refresh_expires_at"] = int(received_at + body["refresh_expires_in"])
+    if call.grant == "refresh_token":
+        _carry_over(body, call)
+    return TikTokToken(body)
+
+
+def _carry_over(body: dict[str, Any], call: TokenCall) -> None:
+    """Keep what a refresh answer leaves out: the old refresh token (and its expiry), open_id, scope."""
+    previous: Mapping[str, Any] = call.previous or {}
+    if not body.get("refresh_token"):
+        body["refresh_token"] = call.data["refresh_token"]
+        if "refresh_expires_at" in previous and "refresh_expires_in" not in body:
+            body["refresh_expires_at"] = previous["refresh_expires_at"]
+    for name in ("open_id", "scope"):
+        if name not in body and name in previous:
+            body[name] = previous[name]
+
+
+# -- one call, as a sans-I/O conversation with a driver --------------------------------------------
+
+
+@dataclass(frozen=True)
+class Send:
+    """Ask the driver to POST `call` and send back a `Reply` or the transport exception."""
+
+    call: TokenCall
+
+
+@dataclass(frozen=True)
+class Sleep:
+    """Ask the driver to wait before the next attempt."""
+
+    seconds: float
+
+
+Step = Send | Sleep
+Outcome = Reply | Exception | None
+
+
+#: Grants whose request TikTok may have acted on before a reply was lost: they are never sent twice.
+_SINGLE_USE: Final = frozenset({"refresh_token", "authorization_code"})
+
+
+def _retry_delay(error: TikTokOAuthError) -> float | None:
+    """How long to wait before trying again, or None when the failure must be reported."""
+    if isinstance(error, RateLimitedError):
+        if error.retry_after is None or error.retry_after > MAX_RETRY_AFTER:
+            return None
+        return error.retry_after
+    if isinstance(error, TikTokServerError) and error.retryable:
+        return 0.0
+    return None
+
+
+def conversation(call: TokenCall) -> Generator[Step, Outcome, TikTokToken | None]:
+    """Drive one token-endpoint call: send, classify, maybe retry; return the token (None for revoke).
+
+    The drivers (sync and async) only perform the steps: `Send` gets back a `Reply` or the exception the
+    transport raised, `Sleep` gets back None.
+    """
+    for attempt in range(MAX_ATTEMPTS):
+        outcome = yield Send(call)
+        received_at = _clock.now()
+        if isinstance(outcome, Reply):
+            error = error_for(call, outcome)
+            if error is None:
+                return None if call.grant == "revoke" else token_from(call, outcome, received_at)
+        elif isinstance(outcome, Exception):
+            error, maybe_processed = classify_transport_error(outcome)
+            # A refresh is retried only where TikTok cannot have used the refresh token: after a read
+            # timeout it may have rotated it, and a second try would present a dead one. Codes are single-use.
+            if maybe_processed and call.grant in _SINGLE_USE:
+                error.retryable = False
+        else:  # pragma: no cover - a driver bug
+            raise TypeError("a Send step needs a Reply or an exception back")
+        delay = _retry_delay(error)
+        if delay is None or attempt == MAX_ATTEMPTS - 1:
+            raise error
+        yield Sleep(max(delay, BACKOFF[min(attempt, len(BACKOFF) - 1)]))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def classify_transport_error(exc: Exception) -> tuple[TikTokServerError, bool]:
+    """Map a transport exception to `(TikTokServerError, whether TikTok may have acted on the request)`.
+
+    The exception classes are looked up by name on the exception's own module, so the same mapping serves
+    `httpx` and `httpx2` alike.
+    """
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if "TimeoutException" in names:
+        connect = "ConnectTimeout" in names or "PoolTimeout" in names
+        error = TikTokServerError(f"TikTok did not answer in time ({type(exc).__name__})", error="timeout")
+        return error, not connect
+    if "ConnectError" in names:
+        return TikTokServerError("could not connect to TikTok", error="connect_error"), False
+    if "TransportError" in names or isinstance(exc, OSError):
+        # Sent, and then the connection broke: like a read timeout, TikTok may have acted on it.
+        error = TikTokServerError(
+            f"the connection to TikTok failed ({type(exc).__name__})", error="network_error"
+        )
+        return error, True
+    raise exc

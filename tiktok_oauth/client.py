@@ -1,0 +1,374 @@
+"""`TikTokOAuth2Client` and `AsyncTikTokOAuth2Client`: thin I/O shells over `_protocol`.
+
+Both build the same requests and read the same replies through `_protocol`; they differ only in how they
+send (httpx sync or async) and how they wait between attempts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterable
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+
+from tiktok_oauth import _protocol
+from tiktok_oauth._protocol import Reply, Send, Sleep, TokenCall
+from tiktok_oauth.token import TikTokToken
+
+__all__ = ["AsyncTikTokOAuth2Client", "TikTokOAuth2Client", "generate_code_verifier"]
+
+generate_code_verifier = _protocol.generate_code_verifier
+
+
+class _TikTokOAuth2Base:
+    """What both clients share: configuration, and everything that needs no I/O."""
+
+    def __init__(
+        self,
+        client_key: str,
+        client_secret: str,
+        *,
+        redirect_uri: str = _protocol.DEFAULT_REDIRECT_URI,
+        scope: str | Iterable[str] = _protocol.DEFAULT_SCOPE,
+        authorize_url: str = _protocol.AUTHORIZE_URL,
+        token_url: str = _protocol.TOKEN_URL,
+        revoke_url: str = _protocol.REVOKE_URL,
+        timeout: float = 10.0,
+    ) -> None:
+        if not client_key:
+            raise ValueError("client_key is required")
+        if not client_secret:
+            raise ValueError("client_secret is required")
+        self.client_key = client_key
+        self._client_secret = client_secret
+        self.redirect_uri = redirect_uri
+        self.scope = _protocol.join_scope(scope)
+        self.authorize_url = _protocol.check_transport(authorize_url)
+        self.token_url = _protocol.check_transport(token_url)
+        self.revoke_url = _protocol.check_transport(revoke_url)
+        self.timeout = timeout
+
+    @property
+    def _credentials(self) -> tuple[str, str]:
+        return self.client_key, self._client_secret
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(client_key={self.client_key!r}, redirect_uri={self.redirect_uri!r}, "
+            f"scope={self.scope!r}, token_url={self.token_url!r})"
+        )
+
+    @staticmethod
+    def generate_code_verifier() -> str:
+        """A new PKCE code verifier: 64 characters of RFC 7636's unreserved set, from a CSPRNG."""
+        return _protocol.generate_code_verifier()
+
+    def create_authorization_url(
+        self,
+        *,
+        scope: str | Iterable[str] | None = None,
+        state: str | None = None,
+        redirect_uri: str | None = None,
+        code_verifier: str | None = None,
+        disable_auto_auth: bool | None = None,
+        **extra: str,
+    ) -> tuple[str, str]:
+        """Build the URL of TikTok's consent page; return `(url, state)`.
+
+        Args:
+            scope: scopes to ask for (a `"a,b"` string or an iterable); the client's default when None.
+            state: the CSRF state; a new one from a CSPRNG when None. Keep it to check the callback.
+            redirect_uri: where TikTok sends the user back; the client's default when None.
+            code_verifier: a PKCE verifier (see `generate_code_verifier`); TikTok's hex S256 challenge is sent.
+            disable_auto_auth: True always shows the consent page (to switch accounts); sent as 1/0.
+            **extra: more query parameters for the authorize URL.
+        """
+        state = state or _protocol.generate_state()
+        url = _protocol.authorization_url(
+            self.authorize_url,
+            client_key=self.client_key,
+            redirect_uri=redirect_uri or self.redirect_uri,
+            scope=self.scope if scope is None else scope,
+            state=state,
+            code_verifier=code_verifier,
+            disable_auto_auth=disable_auto_auth,
+            extra=extra,
+        )
+        return url, state
+
+    def _code_call(
+        self,
+        code: str | None,
+        authorization_response: str | None,
+        state: str | None,
+        code_verifier: str | None,
+        redirect_uri: str | None,
+    ) -> TokenCall:
+        if (code is None) == (authorization_response is None):
+            raise ValueError("pass exactly one of code= and authorization_response=")
+        if authorization_response is not None:
+            code = _protocol.code_from_callback(authorization_response, state)
+        assert code is not None
+        return _protocol.authorization_code_call(
+            self.token_url,
+            self._credentials,
+            code=code,
+            redirect_uri=redirect_uri or self.redirect_uri,
+            code_verifier=code_verifier,
+        )
+
+    def _refresh_call(self, refresh_token: str | TikTokToken) -> TokenCall:
+        return _protocol.refresh_call(self.token_url, self._credentials, refresh_token)
+
+    def _client_call(self) -> TokenCall:
+        return _protocol.client_credentials_call(self.token_url, self._credentials)
+
+    def _revoke_call(self, token: str | TikTokToken) -> TokenCall:
+        return _protocol.revoke_call(self.revoke_url, self._credentials, token)
+
+
+def _reply(response: Any) -> Reply:
+    return Reply(response.status_code, response.headers, response.content)
+
+
+class TikTokOAuth2Client(_TikTokOAuth2Base):
+    """TikTok's OAuth 2.0 client (Login Kit v2), sync, on httpx.
+
+    Args:
+        client_key: the app's client key (TikTok's name for the client id).
+        client_secret: the app's client secret; it is sent only in token-endpoint form bodies.
+        redirect_uri: the registered redirect URI; `https://localhost/` by default, as pytiktok's KitApi.
+        scope: default scopes, a `"a,b"` string or an iterable of names.
+        authorize_url: TikTok's consent page.
+        token_url: TikTok's token endpoint.
+        revoke_url: TikTok's revoke endpoint.
+        http_client: an `httpx.Client` to reuse (it is not closed by `close()`); one is made when None.
+        timeout: seconds, for the client this makes.
+    """
+
+    def __init__(
+        self,
+        client_key: str,
+        client_secret: str,
+        *,
+        redirect_uri: str = _protocol.DEFAULT_REDIRECT_URI,
+        scope: str | Iterable[str] = _protocol.DEFAULT_SCOPE,
+        authorize_url: str = _protocol.AUTHORIZE_URL,
+        token_url: str = _protocol.TOKEN_URL,
+        revoke_url: str = _protocol.REVOKE_URL,
+        http_client: httpx.Client | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        super().__init__(
+            client_key,
+            client_secret,
+            redirect_uri=redirect_uri,
+            scope=scope,
+            authorize_url=authorize_url,
+            token_url=token_url,
+            revoke_url=revoke_url,
+            timeout=timeout,
+        )
+        if http_client is not None and not isinstance(http_client, httpx.Client):
+            raise TypeError(
+                "http_client must be an httpx.Client (use AsyncTikTokOAuth2Client for httpx.AsyncClient)"
+            )
+        self._http = http_client
+        self._owns_http = http_client is None
+        self._http_lock = threading.Lock()
+
+    def _client(self) -> httpx.Client:
+        # Made on first use: building an SSL context costs milliseconds that `import` and `__init__` need not pay.
+        with self._http_lock:
+            if self._http is None:
+                self._http = httpx.Client(timeout=self.timeout)
+            return self._http
+
+    def _run(self, call: TokenCall) -> TikTokToken | None:
+        steps = _protocol.conversation(call)
+        outcome: _protocol.Outcome = None
+        while True:
+            try:
+                step = steps.send(outcome)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+            if isinstance(step, Sleep):
+                time.sleep(step.seconds)
+                outcome = None
+                continue
+            outcome = self._send(step)
+
+    def _send(self, step: Send) -> Reply | Exception:
+        try:
+            return _reply(self._client().post(step.call.url, data=step.call.data, headers=step.call.headers))
+        except httpx.TransportError as exc:
+            return exc
+
+    def fetch_token(
+        self,
+        *,
+        code: str | None = None,
+        authorization_response: str | None = None,
+        state: str | None = None,
+        code_verifier: str | None = None,
+        redirect_uri: str | None = None,
+    ) -> TikTokToken:
+        """Exchange an authorization code for a user token.
+
+        Pass exactly one of `code` (as given, already decoded) or `authorization_response` (the full
+        callback URL; its code is decoded exactly once). With `state`, the callback's state must match it
+        (compared in constant time) or `StateMismatchError` is raised before any request. A callback with
+        `error=...` raises `AuthorizationDeniedError`.
+        """
+        call = self._code_call(code, authorization_response, state, code_verifier, redirect_uri)
+        token = self._run(call)
+        assert token is not None
+        return token
+
+    def refresh_token(self, refresh_token: str | TikTokToken) -> TikTokToken:
+        """Refresh a user token; TikTok rotates the refresh token, so store the returned one.
+
+        An expired refresh token (known from `refresh_expires_at`) or an `invalid_grant` answer raises
+        `ReauthorizationRequiredError`. If the answer has no refresh token, the old one is kept.
+        """
+        token = self._run(self._refresh_call(refresh_token))
+        assert token is not None
+        return token
+
+    def fetch_client_token(self) -> TikTokToken:
+        """Fetch a client access token (`client_credentials`): no user, no refresh token."""
+        token = self._run(self._client_call())
+        assert token is not None
+        return token
+
+    def revoke_token(self, token: str | TikTokToken) -> None:
+        """Revoke a user's access token (and with it the grant); a `TikTokToken`'s access token is used."""
+        self._run(self._revoke_call(token))
+
+    def close(self) -> None:
+        """Close the HTTP client, unless it was passed in."""
+        if self._owns_http and self._http is not None:
+            self._http.close()
+            self._http = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class AsyncTikTokOAuth2Client(_TikTokOAuth2Base):
+    """TikTok's OAuth 2.0 client, async: the same arguments and methods as `TikTokOAuth2Client`, as coroutines.
+
+    `http_client` is an `httpx.AsyncClient` to reuse.
+    """
+
+    def __init__(
+        self,
+        client_key: str,
+        client_secret: str,
+        *,
+        redirect_uri: str = _protocol.DEFAULT_REDIRECT_URI,
+        scope: str | Iterable[str] = _protocol.DEFAULT_SCOPE,
+        authorize_url: str = _protocol.AUTHORIZE_URL,
+        token_url: str = _protocol.TOKEN_URL,
+        revoke_url: str = _protocol.REVOKE_URL,
+        http_client: httpx.AsyncClient | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        super().__init__(
+            client_key,
+            client_secret,
+            redirect_uri=redirect_uri,
+            scope=scope,
+            authorize_url=authorize_url,
+            token_url=token_url,
+            revoke_url=revoke_url,
+            timeout=timeout,
+        )
+        if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
+            raise TypeError(
+                "http_client must be an httpx.AsyncClient (use TikTokOAuth2Client for httpx.Client)"
+            )
+        self._http = http_client
+        self._owns_http = http_client is None
+
+    def _client(self) -> httpx.AsyncClient:
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=self.timeout)
+        return self._http
+
+    async def _run(self, call: TokenCall) -> TikTokToken | None:
+        steps = _protocol.conversation(call)
+        outcome: _protocol.Outcome = None
+        while True:
+            try:
+                step = steps.send(outcome)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+            if isinstance(step, Sleep):
+                await asyncio.sleep(step.seconds)
+                outcome = None
+                continue
+            outcome = await self._send(step)
+
+    async def _send(self, step: Send) -> Reply | Exception:
+        try:
+            response = await self._client().post(
+                step.call.url, data=step.call.data, headers=step.call.headers
+            )
+        except httpx.TransportError as exc:
+            return exc
+        return _reply(response)
+
+    async def fetch_token(
+        self,
+        *,
+        code: str | None = None,
+        authorization_response: str | None = None,
+        state: str | None = None,
+        code_verifier: str | None = None,
+        redirect_uri: str | None = None,
+    ) -> TikTokToken:
+        """Exchange an authorization code for a user token (see `TikTokOAuth2Client.fetch_token`)."""
+        call = self._code_call(code, authorization_response, state, code_verifier, redirect_uri)
+        token = await self._run(call)
+        assert token is not None
+        return token
+
+    async def refresh_token(self, refresh_token: str | TikTokToken) -> TikTokToken:
+        """Refresh a user token (see `TikTokOAuth2Client.refresh_token`)."""
+        token = await self._run(self._refresh_call(refresh_token))
+        assert token is not None
+        return token
+
+    async def fetch_client_token(self) -> TikTokToken:
+        """Fetch a client access token (`client_credentials`)."""
+        token = await self._run(self._client_call())
+        assert token is not None
+        return token
+
+    async def revoke_token(self, token: str | TikTokToken) -> None:
+        """Revoke a user's access token (see `TikTokOAuth2Client.revoke_token`)."""
+        await self._run(self._revoke_call(token))
+
+    async def aclose(self) -> None:
+        """Close the HTTP client, unless it was passed in."""
+        if self._owns_http and self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
