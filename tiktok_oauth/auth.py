@@ -18,7 +18,7 @@ import weakref
 from collections.abc import AsyncGenerator, Generator, Iterable
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Self
 from urllib.parse import urlsplit
 
 import httpx
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["TikTokAuth"]
 
 _DEFAULT_PORTS: Final = {"https": 443, "http": 80}
-_INVALID_TOKEN: Final = "access_token_invalid"
+_INVALID_TOKEN: Final = "access_token_invalid"  # noqa: S105 - an error code
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +100,8 @@ def _with_httpx2_base(cls: type[TikTokAuth]) -> type[TikTokAuth]:
     if importlib.util.find_spec("httpx2") is not None:
         import httpx2  # noqa: PLC0415 - optional, and 100 ms to import
 
-        if not issubclass(cls, httpx2.Auth):
+        httpx2_auth: Any = httpx2.Auth
+        if not issubclass(cls, httpx2_auth):
             result = type(
                 cls.__name__,
                 (cls, httpx2.Auth),
@@ -133,8 +134,8 @@ class TikTokAuth(httpx.Auth):
             user token.
     """
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> TikTokAuth:  # noqa: ARG004 - __init__ takes them
-        return super().__new__(_with_httpx2_base(cls))
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:  # noqa: ARG004 - __init__ takes them
+        return super().__new__(_with_httpx2_base(cls))  # type: ignore[return-value]
 
     def __init__(
         self,
@@ -386,7 +387,7 @@ class TikTokAuth(httpx.Auth):
         if cookie_jar is not None and getattr(response, "raw", None) is not None:
             from requests.cookies import extract_cookies_to_jar  # noqa: PLC0415 - requests is the caller's
 
-            extract_cookies_to_jar(cookie_jar, retry, response.raw)
+            extract_cookies_to_jar(cookie_jar, retry, response.raw)  # type: ignore[no-untyped-call]
             prepared.prepare_cookies(cookie_jar)
         retried = response.connection.send(prepared, **kwargs)
         retried.history.append(response)
