@@ -1,0 +1,166 @@
+"""TikTok's HTTP endpoints as functions: routing, and the token, revoke and user info answers.
+
+Each takes the `TokenLedger` and returns a `FakeResponse`; the caller holds the fake's lock.
+"""
+
+from __future__ import annotations
+
+import hmac
+import html
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from tiktok_oauth.testing._authorize import AUTHORIZE_PATH
+from tiktok_oauth.testing._ledger import OAuthRefusal, TokenLedger
+from tiktok_oauth.testing._models import (
+    FakeResponse,
+    api_response,
+    json_response,
+    new_log_id,
+    oauth_error,
+)
+
+__all__ = [
+    "REVOKE_PATH",
+    "TOKEN_PATH",
+    "USER_INFO_FIELDS",
+    "USER_INFO_PATH",
+    "answer_revoke",
+    "answer_token",
+    "answer_user_info",
+    "endpoint_of",
+    "error_page",
+]
+
+TOKEN_PATH = "/v2/oauth/token/"  # noqa: S105 - a path, not a password
+REVOKE_PATH = "/v2/oauth/revoke/"
+USER_INFO_PATH = "/v2/user/info/"
+USER_INFO_FIELDS = "open_id,union_id,avatar_url,display_name"
+_ROUTES = {
+    ("GET", AUTHORIZE_PATH): "authorize",
+    ("POST", TOKEN_PATH): "token",
+    ("POST", REVOKE_PATH): "revoke",
+    ("GET", USER_INFO_PATH): "user_info",
+}
+_HOST_ENDPOINTS = {
+    "www.tiktok.com": {"authorize"},
+    "open.tiktokapis.com": {"token", "revoke", "user_info"},
+}
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost"})
+
+
+def endpoint_of(method: str, url: str) -> str | None:
+    """Name the endpoint (`authorize`, `token`, `revoke`, `user_info`) `method url` reaches, if any.
+
+    TikTok's hosts answer their own paths over https; loopback hosts (`serve()`) answer all of them.
+    """
+    parts = urlsplit(url)
+    endpoint = _ROUTES.get((method.upper(), parts.path))
+    if parts.hostname in _LOOPBACK_HOSTS:
+        return endpoint
+    if parts.scheme == "https" and endpoint in _HOST_ENDPOINTS.get(parts.hostname or "", ()):
+        return endpoint
+    return None
+
+
+def error_page(message: str) -> FakeResponse:
+    """Return the HTML error page TikTok shows for a misconfigured authorization request."""
+    page = f"<!doctype html><title>TikTok</title><h1>Something went wrong</h1><p>{html.escape(message)}</p>"
+    return FakeResponse(400, {"content-type": "text/html; charset=utf-8"}, page.encode())
+
+
+def answer_token(
+    ledger: TokenLedger, client: tuple[str, str], url: str, headers: dict[str, str], body: bytes
+) -> tuple[FakeResponse, str | None]:
+    """Answer a token-endpoint request; also return its grant type if it succeeded."""
+    log_id = new_log_id()
+    try:
+        form = _checked_form(client, url, headers, body)
+        grant_type = form.get("grant_type", "")
+        payload = _grant(ledger, grant_type, form)
+    except OAuthRefusal as refusal:
+        return oauth_error(refusal.error, refusal.description, log_id), None
+    return json_response(200, payload, log_id), grant_type
+
+
+def answer_revoke(
+    ledger: TokenLedger, client: tuple[str, str], url: str, headers: dict[str, str], body: bytes
+) -> FakeResponse:
+    """Answer a revoke request: HTTP 200 with an empty body, or an OAuth error (also HTTP 200)."""
+    log_id = new_log_id()
+    try:
+        _revoke(ledger, _checked_form(client, url, headers, body))
+    except OAuthRefusal as refusal:
+        return oauth_error(refusal.error, refusal.description, log_id)
+    return FakeResponse(200, {"x-tt-logid": log_id}, b"")
+
+
+def answer_user_info(ledger: TokenLedger, url: str, headers: dict[str, str]) -> FakeResponse:
+    """Answer `GET /v2/user/info/` in the v2 `data`/`error` envelope."""
+    log_id = new_log_id()
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    grant = None
+    if scheme.lower() == "bearer":
+        grant = ledger.grant_for_access_token(token.strip())
+    if grant is None:
+        message = "The access token is invalid or not found in the request."
+        return api_response(401, log_id, code="access_token_invalid", message=message)
+    if "user.info.basic" not in grant.scopes:
+        message = "The user did not authorize the scope required for completing this request."
+        return api_response(401, log_id, code="scope_not_authorized", message=message)
+    fields = parse_qs(urlsplit(url).query).get("fields", [""])[0]
+    if not fields:
+        message = "The fields parameter is required."
+        return api_response(400, log_id, code="invalid_params", message=message)
+    profile = {
+        "open_id": grant.open_id,
+        "union_id": f"union-{grant.open_id}",
+        "avatar_url": f"https://p16-sign.tiktokcdn.com/fake/{grant.open_id}.jpeg",
+        "display_name": f"Fake user {grant.open_id}",
+    }
+    user = {name: profile[name] for name in fields.split(",") if name in profile}
+    return api_response(200, log_id, data={"user": user})
+
+
+def _grant(ledger: TokenLedger, grant_type: str, form: dict[str, str]) -> dict[str, Any]:
+    if grant_type == "authorization_code":
+        return ledger.exchange_code(form)
+    if grant_type == "refresh_token":
+        return ledger.refresh(form)
+    if grant_type == "client_credentials":
+        return ledger.client_credentials()
+    raise OAuthRefusal("unsupported_grant_type", f"Unsupported grant_type {grant_type!r}.")
+
+
+def _revoke(ledger: TokenLedger, form: dict[str, str]) -> None:
+    if "token_type_hint" in form:
+        raise OAuthRefusal("invalid_request", "token_type_hint is not supported.")
+    if not form.get("token"):
+        raise OAuthRefusal("invalid_request", "token is required.")
+    ledger.revoke(form["token"])
+
+
+def _checked_form(client: tuple[str, str], url: str, headers: dict[str, str], body: bytes) -> dict[str, str]:
+    """Parse a token or revoke body, refusing what TikTok refuses, and check the client."""
+    if urlsplit(url).query:
+        raise OAuthRefusal("invalid_request", "Parameters must be sent in the request body.")
+    content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        raise OAuthRefusal("invalid_request", "Content-Type must be form-urlencoded.")
+    if headers.get("authorization", "").lower().startswith("basic"):
+        raise OAuthRefusal("invalid_request", "HTTP Basic authentication is not supported.")
+    try:
+        pairs = parse_qs(body.decode(), keep_blank_values=True, strict_parsing=bool(body))
+    except (UnicodeDecodeError, ValueError) as error:
+        raise OAuthRefusal("invalid_request", "The request body is malformed.") from error
+    if any(len(values) > 1 for values in pairs.values()):
+        raise OAuthRefusal("invalid_request", "A parameter is repeated.")
+    form = {name: values[0] for name, values in pairs.items()}
+    if "client_id" in form:
+        raise OAuthRefusal("invalid_request", "Unknown parameter client_id; use client_key.")
+    client_key, client_secret = client
+    key_ok = hmac.compare_digest(form.get("client_key", "").encode(), client_key.encode())
+    secret_ok = hmac.compare_digest(form.get("client_secret", "").encode(), client_secret.encode())
+    if not (key_ok and secret_ok):
+        raise OAuthRefusal("invalid_client", "Client key or secret is invalid.")
+    return form

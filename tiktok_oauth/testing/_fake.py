@@ -1,0 +1,300 @@
+"""`FakeTikTok`: TikTok's OAuth v2 endpoints as a sans-IO request handler, with knobs for tests."""
+
+from __future__ import annotations
+
+import collections
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
+
+from tiktok_oauth.testing._authorize import AUTHORIZE_PATH, callback_url, check_authorization_url
+from tiktok_oauth.testing._endpoints import (
+    REVOKE_PATH,
+    TOKEN_PATH,
+    USER_INFO_FIELDS,
+    USER_INFO_PATH,
+    answer_revoke,
+    answer_token,
+    answer_user_info,
+    endpoint_of,
+    error_page,
+)
+from tiktok_oauth.testing._ledger import TokenLedger
+from tiktok_oauth.testing._models import (
+    FakeResponse,
+    FakeTikTokError,
+    RecordedRequest,
+    api_response,
+    new_log_id,
+    oauth_error,
+)
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from tiktok_oauth.testing._transports import FakeAsyncTransport, FakeTransport
+
+__all__ = ["FakeTikTok"]
+
+_ENDPOINT_NAMES = frozenset({"authorize", "token", "revoke", "user_info"})
+
+
+@dataclass
+class _Fault:
+    endpoint: str | None
+    remaining: int
+    response: FakeResponse | None  # None: a timeout
+    processed: bool = False
+
+
+class FakeTikTok:
+    """An emulator of TikTok's OAuth v2 endpoints (authorize, token, revoke, user info) for tests.
+
+    It answers TikTok's real URLs through `transport()`, `async_transport()` and `mount()`, or
+    loopback URLs through `serve()`, with the quirks of TikTok's v2 API: `client_key`, comma-separated
+    scopes, hex PKCE, OAuth errors with HTTP 200, rotating refresh tokens and the `data`/`error`
+    envelope. All state sits behind one lock, so one fake may serve many threads.
+
+    Attributes:
+        client_key: the app's client key, which requests must send as `client_key`.
+        client_secret: the app's client secret, which requests must send in the form body.
+        token_delay: seconds every token-endpoint request waits before it is handled (outside the
+            lock), to widen races in concurrency tests.
+        serve_timeout_delay: seconds the served server holds a `timeout_next` request before it
+            closes the connection without answering.
+        requests: every `RecordedRequest` any transport or the server received, in order.
+        token_requests: the parsed form bodies the token endpoint received, in order, including
+            rejected ones and ones answered by `fail_next` or `timeout_next`.
+    """
+
+    def __init__(
+        self,
+        client_key: str = "test-key",
+        client_secret: str = "test-secret",  # noqa: S107 - a fake's well-known test secret
+        *,
+        access_ttl: int = 86400,
+        refresh_ttl: int = 31536000,
+    ) -> None:
+        """Create a fake app `client_key` / `client_secret` issuing tokens with these lifetimes."""
+        self.client_key = client_key
+        self.client_secret = client_secret
+        self.token_delay = 0.0
+        self.serve_timeout_delay = 2.0
+        self.requests: list[RecordedRequest] = []
+        self.token_requests: list[dict[str, str]] = []
+        self._lock = threading.Lock()
+        self._ledger = TokenLedger(access_ttl, refresh_ttl)
+        self._faults: list[_Fault] = []
+        self._grant_counts: collections.Counter[str] = collections.Counter()
+
+    @property
+    def stale_refresh_token_uses(self) -> int:
+        """How many refresh requests presented a refresh token that rotation had already replaced."""
+        return self._ledger.stale_refresh_token_uses
+
+    def authorize(
+        self,
+        authorization_url: str,
+        *,
+        open_id: str = "test-open-id",
+        scopes: Iterable[str] | None = None,
+        deny: bool = False,
+    ) -> str:
+        """Play a user consenting on TikTok's page, and return the callback URL it redirects to.
+
+        `authorization_url` is checked as TikTok would (raising `FakeTikTokError`). The callback
+        carries `code`, `scopes` (the granted `scopes`, by default all requested) and `state`, or
+        with `deny=True` `error=access_denied`. Codes are single-use and live 10 minutes.
+        """
+        with self._lock:
+            return self._consent(authorization_url, open_id, scopes, deny=deny)
+
+    def issue_token(
+        self,
+        *,
+        open_id: str = "test-open-id",
+        scopes: Iterable[str] = ("user.info.basic", "video.list"),
+        expires_in: int | None = None,
+        refresh_expires_in: int | None = None,
+    ) -> dict[str, Any]:
+        """Register a fresh grant without a login and return its token-endpoint JSON body."""
+        with self._lock:
+            return self._ledger.new_grant(open_id, tuple(scopes), expires_in, refresh_expires_in)
+
+    def grant_count(self, grant_type: str) -> int:
+        """How many successful token-endpoint answers `grant_type` has had."""
+        with self._lock:
+            return self._grant_counts[grant_type]
+
+    def endpoints(self, base_url: str) -> dict[str, str]:
+        """Return `authorize_url`, `token_url` and `revoke_url` on `base_url` (from `serve()`)."""
+        base = base_url.rstrip("/")
+        return {
+            "authorize_url": base + AUTHORIZE_PATH,
+            "token_url": base + TOKEN_PATH,
+            "revoke_url": base + REVOKE_PATH,
+        }
+
+    def user_info_url(self, base_url: str | None = None) -> str:
+        """Return the user info URL asking for every field, on TikTok's host or on `base_url`."""
+        base = "https://open.tiktokapis.com" if base_url is None else base_url.rstrip("/")
+        return f"{base}{USER_INFO_PATH}?fields={USER_INFO_FIELDS}"
+
+    def fail_next(
+        self,
+        status: int = 503,
+        body: bytes | None = None,
+        times: int = 1,
+        *,
+        headers: Mapping[str, str] | None = None,
+        endpoint: str | None = "token",
+    ) -> None:
+        """Answer the next `times` requests to `endpoint` (None: any) with `status` and `body`.
+
+        Nothing is processed. The default body is TikTok-shaped JSON (`temporarily_unavailable` on
+        the token and revoke endpoints, an `internal_error` envelope elsewhere).
+        """
+        if body is None:
+            body = _default_failure_body(endpoint)
+        answer_headers = {"content-type": "application/json"} if headers is None else headers
+        response = FakeResponse(status, {k.lower(): v for k, v in answer_headers.items()}, body)
+        self._add_fault(_Fault(_checked_endpoint(endpoint), _checked_times(times), response))
+
+    def timeout_next(
+        self, times: int = 1, *, processed: bool = False, endpoint: str | None = "token"
+    ) -> None:
+        """Lose the response to the next `times` requests to `endpoint` (None: any).
+
+        Transports raise their `ReadTimeout`; the served server waits `serve_timeout_delay` and
+        closes the connection. With `processed=True` the request takes effect first (a refresh
+        really rotates), the realistic case.
+        """
+        fault = _Fault(_checked_endpoint(endpoint), _checked_times(times), None, processed)
+        self._add_fault(fault)
+
+    def expire_access_tokens(self) -> None:
+        """Expire every access token issued so far (user info then answers 401 access_token_invalid)."""
+        with self._lock:
+            self._ledger.expire_access_tokens()
+
+    def request_delay(self, method: str, url: str) -> float:
+        """Seconds a transport should sleep before `handle`: `token_delay` for the token endpoint."""
+        return self.token_delay if endpoint_of(method, url) == "token" else 0.0
+
+    def handle(self, method: str, url: str, headers: Mapping[str, str], body: bytes) -> FakeResponse | None:
+        """Record and answer one request; None means the response is lost (`timeout_next`)."""
+        lowered = {name.lower(): value for name, value in headers.items()}
+        endpoint = endpoint_of(method, url)
+        with self._lock:
+            self.requests.append(RecordedRequest(method.upper(), url, lowered, body))
+            if endpoint == "token":
+                form = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+                self.token_requests.append(dict(form))
+            fault = self._take_fault(endpoint)
+            if fault is not None and (fault.response is not None or not fault.processed):
+                return fault.response
+            response = self._answer(endpoint, url, lowered, body)
+            return None if fault is not None else response
+
+    def transport(self, *, httpx_module: ModuleType | None = None) -> FakeTransport:
+        """Return an `httpx.BaseTransport` answering TikTok's URLs (pass `httpx_module=httpx2` for httpx2)."""
+        from tiktok_oauth.testing._transports import FakeTransport  # noqa: PLC0415 - import cycle
+
+        return FakeTransport(self, httpx_module)
+
+    def async_transport(self, *, httpx_module: ModuleType | None = None) -> FakeAsyncTransport:
+        """Return an `httpx.AsyncBaseTransport` answering TikTok's URLs."""
+        from tiktok_oauth.testing._transports import FakeAsyncTransport  # noqa: PLC0415
+
+        return FakeAsyncTransport(self, httpx_module)
+
+    def mount(self, session: Any) -> None:
+        """Mount an adapter answering TikTok's hosts on a `requests.Session`."""
+        from tiktok_oauth.testing._transports import mount_requests_adapter  # noqa: PLC0415
+
+        mount_requests_adapter(self, session)
+
+    @contextmanager
+    def serve(self) -> Iterator[str]:
+        """Serve the endpoints on a loopback HTTP server; yield its base URL, stop it on exit."""
+        from tiktok_oauth.testing._server import running_server  # noqa: PLC0415
+
+        with running_server(self) as base_url:
+            yield base_url
+
+    # Everything below runs with the lock held.
+
+    def _consent(self, url: str, open_id: str, scopes: Iterable[str] | None, *, deny: bool) -> str:
+        request = check_authorization_url(url, self.client_key)
+        if deny:
+            return callback_url(
+                request.redirect_uri,
+                {
+                    "error": "access_denied",
+                    "error_description": "The user denied the authorization request.",
+                    "state": request.state,
+                },
+            )
+        if isinstance(scopes, str):
+            scopes = scopes.split(",")
+        granted = request.scopes if scopes is None else tuple(scopes)
+        if not granted or not set(granted) <= set(request.scopes):
+            raise FakeTikTokError(f"granted scopes {granted} must be a subset of {request.scopes}")
+        code = self._ledger.issue_code(request, granted, open_id)
+        params = {"code": code, "scopes": ",".join(granted), "state": request.state}
+        return callback_url(request.redirect_uri, params)
+
+    def _add_fault(self, fault: _Fault) -> None:
+        with self._lock:
+            self._faults.append(fault)
+
+    def _take_fault(self, endpoint: str | None) -> _Fault | None:
+        for fault in self._faults:
+            if fault.endpoint is None or fault.endpoint == endpoint:
+                fault.remaining -= 1
+                if fault.remaining == 0:
+                    self._faults.remove(fault)
+                return fault
+        return None
+
+    def _answer(self, endpoint: str | None, url: str, headers: dict[str, str], body: bytes) -> FakeResponse:
+        client = (self.client_key, self.client_secret)
+        if endpoint == "authorize":
+            try:
+                callback = self._consent(url, "test-open-id", None, deny=False)
+            except FakeTikTokError as error:
+                return error_page(str(error))
+            return FakeResponse(302, {"location": callback}, b"")
+        if endpoint == "token":
+            response, grant_type = answer_token(self._ledger, client, url, headers, body)
+            if grant_type is not None:
+                self._grant_counts[grant_type] += 1
+            return response
+        if endpoint == "revoke":
+            return answer_revoke(self._ledger, client, url, headers, body)
+        if endpoint == "user_info":
+            return answer_user_info(self._ledger, url, headers)
+        return api_response(404, new_log_id(), code="not_found", message="No such endpoint.")
+
+
+def _checked_endpoint(endpoint: str | None) -> str | None:
+    if endpoint is not None and endpoint not in _ENDPOINT_NAMES:
+        raise ValueError(f"endpoint must be one of {sorted(_ENDPOINT_NAMES)} or None")
+    return endpoint
+
+
+def _checked_times(times: int) -> int:
+    if times < 1:
+        raise ValueError("times must be at least 1")
+    return times
+
+
+def _default_failure_body(endpoint: str | None) -> bytes:
+    if endpoint in {"token", "revoke"}:
+        response = oauth_error("temporarily_unavailable", "Try again later.", new_log_id())
+    else:
+        response = api_response(500, new_log_id(), code="internal_error", message="Try again.")
+    return response.body

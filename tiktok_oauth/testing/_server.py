@@ -1,0 +1,113 @@
+"""A real HTTP/1.1 server on a loopback port, answering from a `FakeTikTok` (`FakeTikTok.serve`)."""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tiktok_oauth.testing._fake import FakeTikTok
+
+__all__ = ["running_server"]
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, fake: FakeTikTok) -> None:
+        self.fake = fake
+        self.stopping = threading.Event()
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), _Handler)
+
+    def track(self, connection: socket.socket, *, open_: bool) -> None:
+        with self._connections_lock:
+            if open_:
+                self._connections.add(connection)
+            else:
+                self._connections.discard(connection)
+
+    def close_connections(self) -> None:
+        """Wake handler threads idling on keep-alive connections, so they finish now."""
+        with self._connections_lock:
+            for connection in self._connections:
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exception(), ConnectionError):
+            return  # the client went away: normal for keep-alive and lost responses
+        super().handle_error(request, client_address)
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.track(self.connection, open_=True)
+
+    def finish(self) -> None:
+        self.server.track(self.connection, open_=False)
+        super().finish()
+
+    def do_GET(self) -> None:
+        self._answer()
+
+    def do_POST(self) -> None:
+        self._answer()
+
+    def do_PUT(self) -> None:
+        self._answer()
+
+    def do_DELETE(self) -> None:
+        self._answer()
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
+        """Stay quiet: tests read `fake.requests` instead."""
+
+    def _answer(self) -> None:
+        fake = self.server.fake
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        host, port = self.server.server_address[:2]
+        url = f"http://{host!s}:{port}{self.path}"
+        time.sleep(fake.request_delay(self.command, url))
+        answer = fake.handle(self.command, url, dict(self.headers.items()), body)
+        if answer is None:
+            self.server.stopping.wait(fake.serve_timeout_delay)
+            self.close_connection = True
+            return
+        self.send_response(answer.status)
+        for name, value in answer.headers.items():
+            if name != "content-length":
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(answer.body)))
+        self.end_headers()
+        self.wfile.write(answer.body)
+
+
+@contextlib.contextmanager
+def running_server(fake: FakeTikTok) -> Iterator[str]:
+    """Run a server for `fake` in a daemon thread; yield `http://127.0.0.1:PORT`; stop it on exit."""
+    server = _Server(fake)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="FakeTikTok", daemon=True
+    )
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.stopping.set()
+        server.shutdown()
+        server.close_connections()
+        server.server_close()
+        thread.join()

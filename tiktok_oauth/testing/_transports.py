@@ -1,0 +1,112 @@
+"""Transports that hand requests to a `FakeTikTok`: httpx sync, httpx async, and a requests adapter."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from tiktok_oauth.testing._fake import FakeTikTok
+
+__all__ = ["FakeAsyncTransport", "FakeTransport", "mount_requests_adapter"]
+
+TIKTOK_ORIGINS = ("https://open.tiktokapis.com", "https://www.tiktok.com")
+
+
+class FakeTransport(httpx.BaseTransport):
+    """An `httpx.BaseTransport` answering every request from a `FakeTikTok`."""
+
+    def __init__(self, fake: FakeTikTok, httpx_module: ModuleType | None = None) -> None:
+        """Answer from `fake`, building responses and exceptions of `httpx_module` (default httpx)."""
+        self._fake = fake
+        self._httpx = httpx if httpx_module is None else httpx_module
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        """Answer `request`, or raise `ReadTimeout` where the fake loses the response."""
+        body = request.read()
+        method, url = request.method, str(request.url)
+        time.sleep(self._fake.request_delay(method, url))
+        answer = self._fake.handle(method, url, dict(request.headers), body)
+        if answer is None:
+            raise self._httpx.ReadTimeout("FakeTikTok lost the response", request=request)
+        response: httpx.Response = self._httpx.Response(
+            answer.status, headers=answer.headers, content=answer.body, request=request
+        )
+        return response
+
+
+class FakeAsyncTransport(httpx.AsyncBaseTransport):
+    """An `httpx.AsyncBaseTransport` answering every request from a `FakeTikTok`."""
+
+    def __init__(self, fake: FakeTikTok, httpx_module: ModuleType | None = None) -> None:
+        """Answer from `fake`, building responses and exceptions of `httpx_module` (default httpx)."""
+        self._fake = fake
+        self._httpx = httpx if httpx_module is None else httpx_module
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Answer `request`, or raise `ReadTimeout` where the fake loses the response."""
+        body = await request.aread()
+        method, url = request.method, str(request.url)
+        await asyncio.sleep(self._fake.request_delay(method, url))
+        answer = self._fake.handle(method, url, dict(request.headers), body)
+        if answer is None:
+            raise self._httpx.ReadTimeout("FakeTikTok lost the response", request=request)
+        response: httpx.Response = self._httpx.Response(
+            answer.status, headers=answer.headers, content=answer.body, request=request
+        )
+        return response
+
+
+def mount_requests_adapter(fake: FakeTikTok, session: Any) -> None:
+    """Mount an adapter answering from `fake` on `session` for TikTok's two origins."""
+    import requests  # noqa: PLC0415 - the library never imports requests at import time
+    import requests.adapters  # noqa: PLC0415
+    from requests.structures import CaseInsensitiveDict  # noqa: PLC0415
+
+    class FakeTikTokAdapter(requests.adapters.BaseAdapter):
+        """A requests transport adapter answering every request from a `FakeTikTok`."""
+
+        def send(self, request: Any, *_: Any, **__: Any) -> Any:
+            body = request.body or b""
+            if isinstance(body, str):
+                body = body.encode()
+            elif not isinstance(body, bytes):
+                body = b"".join(body) if not hasattr(body, "read") else body.read()
+            method, url = request.method, request.url
+            time.sleep(fake.request_delay(method, url))
+            answer = fake.handle(method, url, dict(request.headers), body)
+            if answer is None:
+                raise requests.exceptions.ReadTimeout("FakeTikTok lost the response", request=request)
+            response = requests.Response()
+            response.status_code = answer.status
+            response.headers = CaseInsensitiveDict(answer.headers)
+            response.raw = io.BytesIO(answer.body)
+            response._content = answer.body  # noqa: SLF001 - requests' own adapters do this
+            response._content_consumed = True  # type: ignore[attr-defined] # noqa: SLF001
+            response.encoding = requests.utils.get_encoding_from_headers(response.headers)
+            response.url = url
+            response.request = request
+            response.reason = _reason(answer.status)
+            response.connection = self  # type: ignore[assignment] # used by auth retries
+            return response
+
+        def close(self) -> None:
+            """Nothing to close."""
+
+    adapter = FakeTikTokAdapter()
+    for origin in TIKTOK_ORIGINS:
+        session.mount(origin, adapter)
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
