@@ -11,13 +11,18 @@ from tiktok_oauth.errors import (
     TikTokServerError,
     TokenStoreError,
 )
+from tiktok_oauth.stores import AsyncTokenStore, MemoryTokenStore, TokenStore
+from tiktok_oauth.stores.file import FileTokenStore
 from tiktok_oauth.token import TikTokToken
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AsyncTikTokOAuth2Client",
+    "AsyncTokenStore",
     "AuthorizationDeniedError",
+    "FileTokenStore",
+    "MemoryTokenStore",
     "RateLimitedError",
     "ReauthorizationRequiredError",
     "StateMismatchError",
@@ -26,6 +31,7 @@ __all__ = [
     "TikTokOAuthError",
     "TikTokServerError",
     "TikTokToken",
+    "TokenStore",
     "TokenStoreError",
     "__version__",
     "generate_code_verifier",

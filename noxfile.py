@@ -1,0 +1,58 @@
+"""Sessions: tests (each installed Python >= 3.11), lint, typecheck, docs, bench."""
+
+import glob
+import os
+import shutil
+import subprocess
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "typecheck", "docs"]
+nox.options.reuse_existing_virtualenvs = True
+
+
+def installed_pythons() -> list[str]:
+    """Every interpreter >= 3.11 on this machine: on PATH, or in pyenv's versions folder."""
+    found: dict[str, str] = {}
+    pyenv = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+    for minor in range(11, 20):
+        candidates = [
+            shutil.which(f"python3.{minor}"),
+            *sorted(glob.glob(f"{pyenv}/versions/3.{minor}.*/bin/python3.{minor}")),
+        ]
+        for path in filter(None, candidates):
+            if subprocess.run([path, "--version"], capture_output=True, check=False).returncode == 0:
+                found.setdefault(f"3.{minor}", path)
+                break
+    return list(found.values()) or ["3.11"]
+
+
+@nox.session(python=installed_pythons())
+def tests(session: nox.Session) -> None:
+    session.install("-e", ".[test]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    session.install("-e", ".[dev]")
+    session.run("mypy")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    session.install("-e", ".[dev]")
+    session.run("mkdocs", "build", "--strict", "--site-dir", "site")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    session.install("-e", ".[dev]")
+    session.run("python", "benchmarks/run.py", *session.posargs)

@@ -1,0 +1,73 @@
+"""The error tree: classes, attributes, pickling, and no secrets in messages."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+import tiktok_oauth
+from tiktok_oauth import (
+    AuthorizationDeniedError,
+    RateLimitedError,
+    ReauthorizationRequiredError,
+    StateMismatchError,
+    TikTokOAuthError,
+    TikTokServerError,
+    TokenStoreError,
+)
+
+SUBCLASSES = [
+    AuthorizationDeniedError,
+    StateMismatchError,
+    ReauthorizationRequiredError,
+    RateLimitedError,
+    TikTokServerError,
+    TokenStoreError,
+]
+
+
+@pytest.mark.parametrize("cls", SUBCLASSES)
+def test_every_error_is_a_tiktok_oauth_error(cls: type[TikTokOAuthError]) -> None:
+    assert issubclass(cls, TikTokOAuthError)
+    assert cls.__name__ in tiktok_oauth.__all__
+
+
+def test_tiktok_oauth_error_builds_on_authlib() -> None:
+    from authlib.common.errors import AuthlibBaseError
+
+    assert issubclass(TikTokOAuthError, AuthlibBaseError)
+
+
+def test_attributes_default_to_none() -> None:
+    error = TikTokOAuthError("boom")
+    assert (error.error, error.log_id, error.status_code) == (None, None, None)
+    assert error.description == "boom"
+    assert str(error) == "boom"
+
+
+def test_message_carries_error_status_and_log_id() -> None:
+    error = TikTokOAuthError("bad key", error="invalid_client", log_id="L1", status_code=200)
+    assert str(error) == "invalid_client: bad key (HTTP 200) [log_id L1]"
+    assert "invalid_client" in repr(error)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        TikTokOAuthError("x", error="invalid_client", log_id="L", status_code=400),
+        RateLimitedError("slow", error="rate_limit_exceeded", retry_after=3.5, status_code=429),
+        TikTokServerError("down", status_code=503, retryable=False),
+        ReauthorizationRequiredError("again", error="invalid_grant"),
+        TokenStoreError("/tmp/x is corrupt"),
+    ],
+)
+def test_errors_pickle_with_their_attributes(error: TikTokOAuthError) -> None:
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is type(error)
+    assert vars(copy) == vars(error)
+    assert str(copy) == str(error)
+
+
+def test_retryable_defaults_to_true_for_server_errors() -> None:
+    assert TikTokServerError("x").retryable is True
