@@ -1,0 +1,56 @@
+"""How every store turns a `TikTokToken` into text and back, and copies it (no I/O here)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from tiktok_oauth.errors import TokenStoreError
+from tiktok_oauth.token import TikTokToken
+
+__all__ = ["copy_token", "decode_token", "encode_token"]
+
+# A TikTok token is well under 4 KiB; anything much larger is not one of ours.
+MAX_TOKEN_BYTES = 1 << 20
+
+
+def copy_token(token: Mapping[str, Any]) -> TikTokToken:
+    """Return an independent `TikTokToken` copy, so callers can never mutate what a store holds."""
+    data = {
+        name: copy.deepcopy(value) if isinstance(value, dict | list) else value
+        for name, value in token.items()
+    }
+    return TikTokToken(data)
+
+
+def encode_token(token: Mapping[str, Any], where: str) -> bytes:
+    """Serialise `token` as UTF-8 JSON; `where` names the destination in the error message."""
+    if not isinstance(token, Mapping):
+        raise TypeError(f"a token must be a TikTokToken (a mapping), not {type(token).__name__}")
+    if not isinstance(token.get("access_token"), str):
+        raise ValueError("a token must have a string access_token")  # noqa: TRY004 (a bad value)
+    try:
+        return TikTokToken(token).to_json().encode()
+    except (TypeError, ValueError):
+        # Never chain: the JSON error could quote a value.
+        raise TokenStoreError(f"cannot serialise the token for {where}: not JSON data") from None
+
+
+def decode_token(data: bytes | str, where: str) -> TikTokToken:
+    """Parse what `encode_token` wrote; `TokenStoreError` naming `where` (never the data) if corrupt."""
+    if len(data) > MAX_TOKEN_BYTES:
+        raise TokenStoreError(f"corrupt token in {where}: larger than {MAX_TOKEN_BYTES} bytes")
+    try:
+        text = data.decode() if isinstance(data, bytes) else data
+        value = json.loads(text)
+    except UnicodeDecodeError:
+        raise TokenStoreError(f"corrupt token in {where}: not UTF-8") from None
+    except ValueError:
+        raise TokenStoreError(f"corrupt token in {where}: not JSON") from None
+    if not isinstance(value, dict):
+        raise TokenStoreError(f"corrupt token in {where}: not a JSON object")
+    if not isinstance(value.get("access_token"), str):
+        raise TokenStoreError(f"corrupt token in {where}: no access_token")
+    return TikTokToken(value)

@@ -1,0 +1,37 @@
+"""Waiting for a thread or file lock from asyncio code without blocking the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+
+__all__ = ["poll_lock"]
+
+
+@contextlib.asynccontextmanager
+async def poll_lock(
+    try_acquire: Callable[[], bool],
+    release: Callable[[], None],
+    *,
+    poll_interval: float,
+    give_up_after: float | None = None,
+    on_timeout: Callable[[], BaseException] | None = None,
+) -> AsyncIterator[None]:
+    """Hold a lock taken by non-blocking attempts, sleeping `poll_interval` on the loop between them.
+
+    This is filelock's `BaseAsyncFileLock.acquire` pattern: the loop keeps running other tasks while
+    another thread or process holds the lock. After `give_up_after` seconds (None: wait forever) the
+    exception built by `on_timeout` is raised.
+    """
+    deadline = None if give_up_after is None else time.monotonic() + give_up_after
+    while not try_acquire():
+        if deadline is not None and time.monotonic() >= deadline:
+            raise on_timeout() if on_timeout is not None else TimeoutError
+        await asyncio.sleep(poll_interval)
+    # No await between acquiring and the try: a cancellation cannot leak the lock.
+    try:
+        yield
+    finally:
+        release()
