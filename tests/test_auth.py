@@ -1,0 +1,467 @@
+"""TikTokAuth: bearer header, proactive refresh, refresh-and-retry, allowed hosts, drivers, failures."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import requests
+
+from tests.conftest import SECRET
+from tiktok_oauth import (
+    AsyncTikTokOAuth2Client,
+    FileTokenStore,
+    MemoryTokenStore,
+    RateLimitedError,
+    ReauthorizationRequiredError,
+    TikTokAuth,
+    TikTokOAuth2Client,
+    TikTokOAuthError,
+    TikTokServerError,
+    TikTokToken,
+    _clock,
+)
+from tiktok_oauth.testing import FakeTikTok
+
+USER_INFO = "https://open.tiktokapis.com/v2/user/info/?fields=open_id,display_name"
+
+
+def seeded(
+    fake: FakeTikTok, store: MemoryTokenStore | FileTokenStore, *, expired: bool = False
+) -> TikTokToken:
+    token = TikTokToken(fake.issue_token())
+    if expired:
+        token["expires_at"] = int(_clock.now()) - 10
+    store.set("default", token)
+    return token
+
+
+@pytest.fixture
+def client(fake: FakeTikTok) -> Iterator[TikTokOAuth2Client]:
+    with (
+        httpx.Client(transport=fake.transport()) as http,
+        TikTokOAuth2Client("test-key", SECRET, http_client=http) as client,
+    ):
+        yield client
+
+
+@pytest.fixture
+def store() -> MemoryTokenStore:
+    return MemoryTokenStore()
+
+
+@pytest.fixture
+def auth(client: TikTokOAuth2Client, store: MemoryTokenStore) -> TikTokAuth:
+    return TikTokAuth(client, store)
+
+
+@pytest.fixture
+def api(fake: FakeTikTok, auth: TikTokAuth) -> Iterator[httpx.Client]:
+    with httpx.Client(transport=fake.transport(), auth=auth) as api:
+        yield api
+
+
+@pytest.fixture
+def session(fake: FakeTikTok, auth: TikTokAuth) -> Iterator[requests.Session]:
+    with requests.Session() as session:
+        fake.mount(session)
+        session.auth = auth
+        yield session
+
+
+def bearer_of(fake: FakeTikTok, host_part: str) -> list[str | None]:
+    return [r.headers.get("authorization") for r in fake.requests if host_part in r.url]
+
+
+# -- the header ----------------------------------------------------------------------------------------
+
+
+def test_sets_the_bearer_header_from_the_store(
+    fake: FakeTikTok, store: MemoryTokenStore, api: httpx.Client
+) -> None:
+    token = seeded(fake, store)
+    response = api.get(USER_INFO)
+    assert response.status_code == 200
+    assert fake.requests[-1].headers["authorization"] == f"Bearer {token.access_token}"
+
+
+def test_requests_session_gets_the_header(
+    fake: FakeTikTok, store: MemoryTokenStore, session: requests.Session
+) -> None:
+    token = seeded(fake, store)
+    assert session.get(USER_INFO).json()["data"]["user"]["open_id"] == "test-open-id"
+    assert fake.requests[-1].headers["authorization"] == f"Bearer {token.access_token}"
+
+
+def test_store_and_key_are_public(client: TikTokOAuth2Client, store: MemoryTokenStore) -> None:
+    auth = TikTokAuth(client, store, "alice")
+    assert (auth.store, auth.key) == (store, "alice")
+    assert isinstance(TikTokAuth(client).store, MemoryTokenStore)
+
+
+def test_no_token_raises_reauthorization_naming_the_key(client: TikTokOAuth2Client, fake: FakeTikTok) -> None:
+    auth = TikTokAuth(client, MemoryTokenStore(), "bob")
+    with (
+        httpx.Client(transport=fake.transport(), auth=auth) as api,
+        pytest.raises(ReauthorizationRequiredError, match="'bob'"),
+    ):
+        api.get(USER_INFO)
+
+
+# -- proactive refresh ---------------------------------------------------------------------------
+
+
+def test_an_expired_token_is_refreshed_and_stored_before_the_request(
+    fake: FakeTikTok, store: MemoryTokenStore, api: httpx.Client
+) -> None:
+    old = seeded(fake, store, expired=True)
+    assert api.get(USER_INFO).status_code == 200
+    new = store.get("default")
+    assert new is not None
+    assert new.refresh_token != old.refresh_token
+    assert fake.requests[-1].headers["authorization"] == f"Bearer {new.access_token}"
+    assert fake.grant_count("refresh_token") == 1
+
+
+def test_a_token_inside_leeway_is_refreshed(
+    fake: FakeTikTok, client: TikTokOAuth2Client, store: MemoryTokenStore
+) -> None:
+    token = seeded(fake, store)
+    token["expires_at"] = int(_clock.now()) + 100
+    store.set("default", token)
+    with httpx.Client(transport=fake.transport(), auth=TikTokAuth(client, store, leeway=300)) as api:
+        api.get(USER_INFO)
+    assert fake.grant_count("refresh_token") == 1
+    with httpx.Client(transport=fake.transport(), auth=TikTokAuth(client, store, leeway=0)) as api:
+        api.get(USER_INFO)
+    assert fake.grant_count("refresh_token") == 1
+
+
+def test_a_valid_token_makes_no_token_request(
+    fake: FakeTikTok, store: MemoryTokenStore, api: httpx.Client
+) -> None:
+    seeded(fake, store)
+    for _ in range(5):
+        api.get(USER_INFO)
+    assert fake.token_requests == []
+
+
+def test_a_dead_refresh_token_raises_reauthorization_and_keeps_the_store(
+    fake: FakeTikTok, client: TikTokOAuth2Client, store: MemoryTokenStore, api: httpx.Client
+) -> None:
+    old = seeded(fake, store, expired=True)
+    client.refresh_token(old)  # someone rotated it away behind our back
+    with pytest.raises(ReauthorizationRequiredError):
+        api.get(USER_INFO)
+    assert store.get("default") == old
+
+
+# -- 401 refresh and retry ---------------------------------------------------------------------------
+
+
+def test_access_token_invalid_triggers_one_refresh_and_retry_httpx(
+    fake: FakeTikTok, store: MemoryTokenStore, api: httpx.Client
+) -> None:
+    seeded(fake, store)
+    api.get(USER_INFO)
+    fake.expire_access_tokens()
+    response = api.get(USER_INFO)
+    assert response.status_code == 200
+    assert fake.grant_count("refresh_token") == 1
+
+
+def test_access_token_invalid_triggers_one_refresh_and_retry_requests(
+    fake: FakeTikTok, store: MemoryTokenStore, session: requests.Session
+) -> None:
+    seeded(fake, store)
+    session.get(USER_INFO)
+    fake.expire_access_tokens()
+    response = session.get(USER_INFO)
+    assert response.status_code == 200
+    assert [r.status_code for r in response.history] == [401]
+    assert fake.grant_count("refresh_token") == 1
+
+
+def test_a_second_401_is_returned_not_retried_again(
+    fake: FakeTikTok, store: MemoryTokenStore, api: httpx.Client
+) -> None:
+    seeded(fake, store)
+    fake.fail_next(401, b'{"data":{},"error":{"code":"access_token_invalid"}}', times=2, endpoint="user_info")
+    assert api.get(USER_INFO).status_code == 401
+    assert fake.grant_count("refresh_token") == 1
+
+
+def test_scope_not_authorized_is_not_retried(
+    fake: FakeTikTok, store: MemoryTokenStore, session: requests.Session
+) -> None:
+    body = fake.issue_token(scopes=("video.list",))
+    store.set("default", TikTokToken(body))
+    response = session.get(USER_INFO)
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "scope_not_authorized"
+    assert fake.token_requests == []
+
+
+def test_flat_code_body_also_triggers_a_refresh(
+    fake: FakeTikTok, store: MemoryTokenStore, api: httpx.Client
+) -> None:
+    seeded(fake, store)
+    fake.fail_next(401, b'{"code":"access_token_invalid","message":"expired"}', endpoint="user_info")
+    assert api.get(USER_INFO).status_code == 200
+    assert fake.grant_count("refresh_token") == 1
+
+
+def test_a_streaming_body_is_not_replayed(
+    fake: FakeTikTok, store: MemoryTokenStore, api: httpx.Client
+) -> None:
+    seeded(fake, store)
+    fake.fail_next(401, b'{"error":{"code":"access_token_invalid"}}', endpoint=None)
+
+    def chunks() -> Iterator[bytes]:
+        yield b"part"
+
+    response = api.post("https://open.tiktokapis.com/v2/video/list/", content=chunks())
+    assert response.status_code == 401
+    assert fake.token_requests == []
+
+
+def test_a_file_body_is_rewound_and_replayed_by_requests(
+    fake: FakeTikTok, store: MemoryTokenStore, session: requests.Session, tmp_path: Path
+) -> None:
+    seeded(fake, store)
+    fake.fail_next(401, b'{"error":{"code":"access_token_invalid"}}', endpoint=None)
+    upload = tmp_path / "body.json"
+    upload.write_text('{"max_count": 20}')
+    with upload.open("rb") as body:
+        session.post("https://open.tiktokapis.com/v2/video/list/?fields=id", data=body)
+    posted = [r.body for r in fake.requests if "/v2/video/list/" in r.url]
+    assert posted == [b'{"max_count": 20}', b'{"max_count": 20}']
+
+
+# -- allowed hosts --------------------------------------------------------------------------------------
+
+
+def test_other_hosts_never_get_the_token(
+    fake: FakeTikTok, store: MemoryTokenStore, api: httpx.Client, session: requests.Session
+) -> None:
+    seeded(fake, store)
+    adapter = session.get_adapter("https://open.tiktokapis.com/")
+    session.mount("https://", adapter)  # let the fake answer (and record) every host
+    session.mount("http://", adapter)
+    for url in [
+        "https://example.com/",
+        "https://open.tiktokapis.com.evil.com/x",
+        "https://evil.com/open.tiktokapis.com/",
+        "http://open.tiktokapis.com/v2/user/info/",
+        "https://open.tiktokapis.com:8443/v2/user/info/",
+        "https://open.tiktokapis.com@evil.com/",
+    ]:
+        for send in (api.get, session.get):
+            send(url)
+    assert [r.headers.get("authorization") for r in fake.requests] == [None] * 12
+
+
+def test_the_token_does_not_follow_a_redirect_to_another_host(
+    fake: FakeTikTok, store: MemoryTokenStore
+) -> None:
+    token = seeded(fake, store)
+    client = TikTokOAuth2Client("test-key", SECRET, http_client=httpx.Client(transport=fake.transport()))
+    auth = TikTokAuth(client, store)
+    with fake.serve() as evil_base:
+        fake.fail_next(302, b"", headers={"location": evil_base + "/steal"}, endpoint=None)
+        with httpx.Client(transport=fake.transport(), auth=auth, follow_redirects=True) as api:
+            api.get("https://open.tiktokapis.com/v2/user/info/?fields=open_id")
+        fake.fail_next(302, b"", headers={"location": evil_base + "/steal"}, endpoint=None)
+        with requests.Session() as session:
+            fake.mount(session)
+            session.auth = auth
+            session.get("https://open.tiktokapis.com/v2/user/info/?fields=open_id")
+    stolen = [r.headers.get("authorization") for r in fake.requests if "/steal" in r.url]
+    assert stolen == [None, None]
+    assert all(token.access_token not in json.dumps(r.headers) for r in fake.requests if "/steal" in r.url)
+
+
+def test_a_401_from_a_redirect_target_does_not_refresh(fake: FakeTikTok, store: MemoryTokenStore) -> None:
+    seeded(fake, store)
+    client = TikTokOAuth2Client("test-key", SECRET, http_client=httpx.Client(transport=fake.transport()))
+    auth = TikTokAuth(client, store)
+    with fake.serve() as other:
+        fake.fail_next(302, b"", headers={"location": other + "/elsewhere"}, endpoint=None)
+        fake.fail_next(401, b'{"error":{"code":"access_token_invalid"}}', endpoint=None)
+        with httpx.Client(transport=fake.transport(), auth=auth, follow_redirects=True) as api:
+            assert api.get(USER_INFO).status_code == 401
+    assert fake.token_requests == []
+
+
+def test_default_allowed_hosts_include_the_token_url_host(fake: FakeTikTok) -> None:
+    client = TikTokOAuth2Client("k", "s", **fake.endpoints("http://127.0.0.1:8123"))
+    assert TikTokAuth(client).allowed_hosts == {"open.tiktokapis.com", "127.0.0.1:8123"}
+
+
+def test_custom_allowed_hosts_replace_the_default(
+    fake: FakeTikTok, client: TikTokOAuth2Client, store: MemoryTokenStore
+) -> None:
+    seeded(fake, store)
+    auth = TikTokAuth(client, store, allowed_hosts=["api.example.com"])
+    with httpx.Client(transport=fake.transport(), auth=auth) as api:
+        api.get(USER_INFO)
+    assert fake.requests[-1].headers.get("authorization") is None
+
+
+# -- client credentials -------------------------------------------------------------------------------
+
+
+def test_client_credentials_mode_fetches_and_refetches_a_client_token(
+    fake: FakeTikTok, client: TikTokOAuth2Client
+) -> None:
+    store = MemoryTokenStore()
+    auth = TikTokAuth(client, store, "app", client_credentials=True)
+    with httpx.Client(transport=fake.transport(), auth=auth) as api:
+        api.get("https://open.tiktokapis.com/v2/research/video/query/")
+        first = store.get("app")
+        assert first is not None
+        assert first.access_token.startswith("clt.")
+        first["expires_at"] = int(_clock.now())
+        store.set("app", first)
+        auth._current = (None, 0.0)  # forget the cached copy, as a new process would
+        api.get("https://open.tiktokapis.com/v2/research/video/query/")
+    assert fake.grant_count("client_credentials") == 2
+
+
+# -- drivers and kinds ------------------------------------------------------------------------------
+
+
+def test_async_client_with_httpx_async(fake: FakeTikTok, store: MemoryTokenStore) -> None:
+    seeded(fake, store, expired=True)
+
+    async def main() -> int:
+        async with (
+            httpx.AsyncClient(transport=fake.async_transport()) as http,
+            AsyncTikTokOAuth2Client("test-key", SECRET, http_client=http) as client,
+            httpx.AsyncClient(transport=fake.async_transport(), auth=TikTokAuth(client, store)) as api,
+        ):
+            first = (await api.get(USER_INFO)).status_code
+            fake.expire_access_tokens()
+            return first + (await api.get(USER_INFO)).status_code
+
+    assert asyncio.run(main()) == 400
+    assert fake.grant_count("refresh_token") == 2
+
+
+def test_sync_client_in_an_async_flow_is_a_type_error(
+    fake: FakeTikTok, store: MemoryTokenStore, auth: TikTokAuth
+) -> None:
+    seeded(fake, store, expired=True)
+
+    async def main() -> None:
+        async with httpx.AsyncClient(transport=fake.async_transport(), auth=auth) as api:
+            await api.get(USER_INFO)
+
+    with pytest.raises(TypeError, match="AsyncTikTokOAuth2Client"):
+        asyncio.run(main())
+
+
+def test_async_client_in_a_sync_flow_is_a_type_error(fake: FakeTikTok, store: MemoryTokenStore) -> None:
+    seeded(fake, store, expired=True)
+    auth = TikTokAuth(AsyncTikTokOAuth2Client("test-key", SECRET), store)
+    with (
+        httpx.Client(transport=fake.transport(), auth=auth) as api,
+        pytest.raises(TypeError, match="TikTokOAuth2Client"),
+    ):
+        api.get(USER_INFO)
+
+
+def test_a_non_client_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="TikTokOAuth2Client"):
+        TikTokAuth(object())  # type: ignore[arg-type]
+
+
+def test_auth_is_an_httpx_auth_so_httpx_keeps_the_async_path(auth: TikTokAuth) -> None:
+    assert isinstance(auth, httpx.Auth)
+    assert type(auth).__name__ == "TikTokAuth"
+    assert isinstance(auth, TikTokAuth)
+
+
+def test_works_with_httpx2_clients(
+    fake: FakeTikTok, store: MemoryTokenStore, client: TikTokOAuth2Client
+) -> None:
+    httpx2 = pytest.importorskip("httpx2")
+    seeded(fake, store, expired=True)
+    auth = TikTokAuth(client, store)
+    assert isinstance(auth, httpx2.Auth)
+    with httpx2.Client(transport=fake.transport(httpx_module=httpx2), auth=auth) as api:
+        assert api.get(USER_INFO).status_code == 200
+        fake.expire_access_tokens()
+        assert api.get(USER_INFO).status_code == 200
+    assert fake.grant_count("refresh_token") == 2
+
+
+def test_works_with_httpx2_async_clients(fake: FakeTikTok, store: MemoryTokenStore) -> None:
+    httpx2 = pytest.importorskip("httpx2")
+    seeded(fake, store, expired=True)
+
+    async def main() -> int:
+        async with (
+            httpx.AsyncClient(transport=fake.async_transport()) as http,
+            AsyncTikTokOAuth2Client("test-key", SECRET, http_client=http) as client,
+            httpx2.AsyncClient(
+                transport=fake.async_transport(httpx_module=httpx2), auth=TikTokAuth(client, store)
+            ) as api,
+        ):
+            return (await api.get(USER_INFO)).status_code
+
+    assert asyncio.run(main()) == 200
+    assert fake.grant_count("refresh_token") == 1
+
+
+def test_repr_shows_no_token(
+    fake: FakeTikTok, store: MemoryTokenStore, auth: TikTokAuth, api: httpx.Client
+) -> None:
+    token = seeded(fake, store)
+    api.get(USER_INFO)
+    assert token.access_token not in repr(auth)
+    assert SECRET not in repr(auth)
+
+
+# -- failures leave the store as it was -------------------------------------------------------------
+
+
+FAULTS = {
+    "5xx": (TikTokServerError, lambda fake: fake.fail_next(500, times=3)),
+    "html": (
+        TikTokServerError,
+        lambda fake: fake.fail_next(
+            502, b"<html>Bad Gateway</html>", times=3, headers={"content-type": "text/html"}
+        ),
+    ),
+    "timeout": (TikTokServerError, lambda fake: fake.timeout_next(processed=False)),
+    "429": (RateLimitedError, lambda fake: fake.fail_next(429, b'{"error":"rate_limit_exceeded"}')),
+    "invalid_grant": (
+        ReauthorizationRequiredError,
+        lambda fake: fake.fail_next(200, b'{"error":"invalid_grant"}'),
+    ),
+}
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_a_failed_refresh_leaves_the_file_byte_for_byte_and_recovers(
+    fault: str, fake: FakeTikTok, client: TikTokOAuth2Client, tmp_path: Path
+) -> None:
+    store = FileTokenStore(tmp_path)
+    seeded(fake, store, expired=True)
+    [path] = [p for p in tmp_path.iterdir() if not p.name.endswith(".lock")]
+    before = path.read_bytes()
+    auth = TikTokAuth(client, store)
+    with httpx.Client(transport=fake.transport(), auth=auth) as api:
+        expected, inject = FAULTS[fault]
+        inject(fake)
+        with pytest.raises(TikTokOAuthError) as caught:
+            api.get(USER_INFO)
+        assert type(caught.value) is expected
+        assert path.read_bytes() == before
+        assert api.get(USER_INFO).status_code == 200
+    assert path.read_bytes() != before
