@@ -465,3 +465,122 @@ def test_a_failed_refresh_leaves_the_file_byte_for_byte_and_recovers(
         assert path.read_bytes() == before
         assert api.get(USER_INFO).status_code == 200
     assert path.read_bytes() != before
+
+
+# -- stores of every kind ---------------------------------------------------------------------------
+
+
+class AsyncDictStore:
+    """A user's own AsyncTokenStore with an async lock, written without inheriting anything."""
+
+    def __init__(self) -> None:
+        self.tokens: dict[str, str] = {}
+        self.locked = 0
+        self._lock = asyncio.Lock()
+
+    async def get(self, key: str) -> TikTokToken | None:
+        raw = self.tokens.get(key)
+        return None if raw is None else TikTokToken.from_json(raw)
+
+    async def set(self, key: str, token: TikTokToken) -> None:
+        self.tokens[key] = token.to_json()
+
+    async def delete(self, key: str) -> None:
+        self.tokens.pop(key, None)
+
+    def lock(self, key: str) -> AsyncLockCounter:
+        return AsyncLockCounter(self)
+
+
+class AsyncLockCounter:
+    def __init__(self, store: AsyncDictStore) -> None:
+        self.store = store
+
+    async def __aenter__(self) -> None:
+        await self.store._lock.acquire()
+        self.store.locked += 1
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.store._lock.release()
+
+
+class LockOnlyStore(MemoryTokenStore):
+    """A sync store whose lock has no async variant: the async driver enters it in a worker thread."""
+
+    alock = None  # type: ignore[assignment]
+
+
+def run_async_auth(fake: FakeTikTok, store: object, *, client_credentials: bool = False) -> int:
+    async def main() -> int:
+        async with (
+            httpx.AsyncClient(transport=fake.async_transport()) as http,
+            AsyncTikTokOAuth2Client("test-key", SECRET, http_client=http) as client,
+            httpx.AsyncClient(
+                transport=fake.async_transport(),
+                auth=TikTokAuth(client, store, client_credentials=client_credentials),  # type: ignore[arg-type]
+            ) as api,
+        ):
+            return (await api.get(USER_INFO)).status_code
+
+    return asyncio.run(main())
+
+
+def test_an_async_store_with_an_async_lock(fake: FakeTikTok) -> None:
+    store = AsyncDictStore()
+    token = expired_token_body(fake)
+    store.tokens["default"] = token.to_json()
+    assert run_async_auth(fake, store) == 200
+    assert store.locked == 1
+    assert TikTokToken.from_json(store.tokens["default"]).refresh_token != token.refresh_token
+
+
+def test_an_async_store_in_a_sync_flow_is_a_type_error(fake: FakeTikTok, client: TikTokOAuth2Client) -> None:
+    store = AsyncDictStore()
+    store.tokens["default"] = expired_token_body(fake).to_json()
+    with (
+        httpx.Client(transport=fake.transport(), auth=TikTokAuth(client, store)) as api,
+        pytest.raises(TypeError, match="sync TokenStore"),
+    ):
+        api.get(USER_INFO)
+
+
+def test_a_sync_store_with_only_a_blocking_lock_in_an_async_flow(fake: FakeTikTok) -> None:
+    store = LockOnlyStore()
+    store.set("default", expired_token_body(fake))
+    assert run_async_auth(fake, store) == 200
+    assert fake.grant_count("refresh_token") == 1
+
+
+def test_async_flow_without_a_token_raises_reauthorization(fake: FakeTikTok) -> None:
+    with pytest.raises(ReauthorizationRequiredError, match="'default'"):
+        run_async_auth(fake, MemoryTokenStore())
+
+
+def test_async_flow_in_client_credentials_mode(fake: FakeTikTok) -> None:
+    store = MemoryTokenStore()
+    run_async_auth(fake, store, client_credentials=True)
+    token = store.get("default")
+    assert token is not None
+    assert token.access_token.startswith("clt.")
+
+
+@pytest.mark.parametrize(
+    "body", [b"<html>401</html>", b"[1]", b'{"error":{"code":"scope_not_authorized"}}', b"\xff"]
+)
+def test_other_401_bodies_do_not_refresh(
+    fake: FakeTikTok, store: MemoryTokenStore, api: httpx.Client, body: bytes
+) -> None:
+    seeded(fake, store)
+    fake.fail_next(401, body, endpoint="user_info")
+    assert api.get(USER_INFO).status_code == 401
+    assert fake.token_requests == []
+
+
+def test_a_malformed_url_gets_no_token(auth: TikTokAuth) -> None:
+    assert not auth._str_url_allowed("https://[::1/")
+
+
+def expired_token_body(fake: FakeTikTok) -> TikTokToken:
+    token = TikTokToken(fake.issue_token())
+    token["expires_at"] = int(_clock.now()) - 1
+    return token
