@@ -1,0 +1,197 @@
+"""Run the documentation's code samples against `FakeTikTok`: the machinery behind `tests/test_docs.py`.
+
+A sample is written as real user code, with TikTok's real URLs. While a sample runs, this module makes that
+code meet a fake TikTok instead of the real one:
+
+- `httpx.Client` / `httpx.AsyncClient` made without a `transport=` get the fake's transport;
+- every new `requests.Session` (also the one inside `requests.get`) has the fake mounted;
+- `TIKTOK_CLIENT_KEY` / `TIKTOK_CLIENT_SECRET` hold the fake app's credentials (`REDIS_URL` a test Redis);
+- `webbrowser.open(url)` plays a user who consents on TikTok's page; when the redirect URI is on loopback
+  `http`, it then follows the redirect to it, as a browser would (in a thread, so the sample's one-shot
+  server can answer);
+- `input()` plays a user who consents on the page of the last authorization URL and pastes the callback URL;
+- the working directory is a temporary directory of the page, so token files land there.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import os
+import re
+import textwrap
+import threading
+import time
+import urllib.error
+import urllib.request
+import webbrowser
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from unittest import mock
+from urllib.parse import urlsplit
+
+import httpx
+import requests
+
+from tiktok_oauth import AsyncTikTokOAuth2Client, TikTokOAuth2Client
+from tiktok_oauth.testing import FakeTikTok
+
+#: The fake app's credentials; samples read them from these environment variables.
+CLIENT_KEY = "docs-client-key"
+CLIENT_SECRET = "docs-client-secret"
+
+#: First line of a ```python block that is shown but not run, followed by the reason.
+NOT_RUN = "# not run:"
+
+_FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
+
+
+@dataclass(frozen=True)
+class Block:
+    """One fenced code block of a Markdown file."""
+
+    path: Path
+    line: int  # 1-based line of the opening fence
+    language: str
+    source: str
+
+    @property
+    def runnable(self) -> bool:
+        return self.language == "python" and not self.source.lstrip().startswith(NOT_RUN)
+
+
+def code_blocks(path: Path) -> list[Block]:
+    """Every fenced block of `path`, indented ones (in tabs and admonitions) included, dedented."""
+    blocks: list[Block] = []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    index = 0
+    while index < len(lines):
+        opening = _FENCE.match(lines[index])
+        if opening is None:
+            index += 1
+            continue
+        indent, fence = opening["indent"], opening["fence"]
+        info = opening["info"].strip().lstrip("{").lstrip(".")
+        language = info.split()[0] if info.split() else ""
+        end = index + 1
+        while end < len(lines) and lines[end].strip() != fence:
+            end += 1
+        body = [line.removeprefix(indent) for line in lines[index + 1 : end]]
+        blocks.append(Block(path, index + 1, language, textwrap.dedent("\n".join(body)) + "\n"))
+        index = end + 1
+    return blocks
+
+
+@dataclass
+class _User:
+    """A user in front of a browser: consents on TikTok's page for the fake."""
+
+    fake: FakeTikTok
+    authorization_urls: list[str] = field(default_factory=list)
+    threads: list[threading.Thread] = field(default_factory=list)
+
+    def saw(self, url: str) -> None:
+        self.authorization_urls.append(url)
+
+    def paste_callback(self, prompt: object = "") -> str:
+        del prompt
+        if not self.authorization_urls:
+            raise RuntimeError("input() was called before any authorization URL was created")
+        return self.fake.authorize(self.authorization_urls[-1])
+
+    def open_browser(self, url: str, *_: Any, **__: Any) -> bool:
+        self.saw(url)
+        callback = self.fake.authorize(url)
+        parts = urlsplit(callback)
+        if parts.scheme == "http" and parts.hostname in {"127.0.0.1", "localhost"}:
+            thread = threading.Thread(target=_follow_redirect, args=(callback,), daemon=True)
+            thread.start()
+            self.threads.append(thread)
+        return True
+
+    def join(self) -> None:
+        for thread in self.threads:
+            thread.join(timeout=10)
+        self.threads.clear()
+
+
+def _follow_redirect(url: str) -> None:
+    """GET the loopback callback URL, as the browser does after TikTok's redirect; retry until it listens."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with opener.open(url, timeout=5) as response:
+                response.read()
+        except urllib.error.URLError:
+            time.sleep(0.05)
+        else:
+            return
+
+
+def _default_transport(original: Callable[..., None], make: Callable[[], Any]) -> Callable[..., None]:
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("transport") is None and not kwargs.get("mounts"):
+            kwargs["transport"] = make()
+            kwargs.setdefault("trust_env", False)  # an environment proxy would bypass the transport
+        original(self, *args, **kwargs)
+
+    return init
+
+
+def _mounting(fake: FakeTikTok, original: Callable[..., None]) -> Callable[..., None]:
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        fake.mount(self)
+
+    return init
+
+
+def _recording(user: _User, original: Callable[..., Any]) -> Callable[..., Any]:
+    def create_authorization_url(self: Any, *args: Any, **kwargs: Any) -> Any:
+        url, state = original(self, *args, **kwargs)
+        user.saw(url)
+        return url, state
+
+    return create_authorization_url
+
+
+@contextlib.contextmanager
+def fake_world(
+    fake: FakeTikTok, directory: Path, *, patch_http: bool = True, environ: dict[str, str] | None = None
+) -> Iterator[None]:
+    """Point the libraries a sample uses at `fake` (see the module docstring); undo it on exit."""
+    user = _User(fake)
+    variables = {"TIKTOK_CLIENT_KEY": CLIENT_KEY, "TIKTOK_CLIENT_SECRET": CLIENT_SECRET, **(environ or {})}
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(contextlib.chdir(directory))
+        stack.enter_context(mock.patch.dict(os.environ, variables))
+        stack.enter_context(mock.patch.object(builtins, "input", user.paste_callback))
+        stack.enter_context(mock.patch.object(webbrowser, "open", user.open_browser))
+        for cls in (TikTokOAuth2Client, AsyncTikTokOAuth2Client):
+            recording = _recording(user, cls.create_authorization_url)
+            stack.enter_context(mock.patch.object(cls, "create_authorization_url", recording))
+        if patch_http:
+            patches = {
+                httpx.Client: _default_transport(httpx.Client.__init__, fake.transport),
+                httpx.AsyncClient: _default_transport(httpx.AsyncClient.__init__, fake.async_transport),
+                requests.Session: _mounting(fake, requests.Session.__init__),
+            }
+            for cls, init in patches.items():
+                stack.enter_context(mock.patch.object(cls, "__init__", init))
+        stack.callback(user.join)
+        yield
+
+
+def call_test_functions(namespace: dict[str, Any], before: set[str], directory: Path) -> list[str]:
+    """Call the `test_*` functions a sample defined, as pytest would, with a fresh `fake_tiktok`."""
+    called = []
+    for name, function in list(namespace.items()):
+        if name.startswith("test_") and name not in before and callable(function):
+            fixtures = {"fake_tiktok": FakeTikTok(), "tmp_path": directory}
+            wanted = function.__code__.co_varnames[: function.__code__.co_argcount]
+            function(**{argument: fixtures[argument] for argument in wanted})
+            called.append(name)
+    return called
