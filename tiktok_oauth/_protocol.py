@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import math
 import string
 from collections.abc import Generator, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -71,6 +72,9 @@ _V1_ERRORS: Final = {
 }
 
 Grant = Literal["authorization_code", "refresh_token", "client_credentials", "revoke"]
+
+#: Grants whose request TikTok may have acted on before a reply was lost: they are never sent twice.
+_SINGLE_USE: Final = frozenset({"refresh_token", "authorization_code"})
 
 
 # -- transport security ----------------------------------------------------------------------------
@@ -163,7 +167,10 @@ def code_from_callback(authorization_response: str, expected_state: str | None) 
     The state is compared in constant time before anything else; an `error` parameter (the user declined,
     or the app is misconfigured) raises `AuthorizationDeniedError`.
     """
-    query = dict(parse_qsl(urlsplit(authorization_response).query, keep_blank_values=True))
+    try:
+        query = dict(parse_qsl(urlsplit(authorization_response).query, keep_blank_values=True))
+    except ValueError:  # e.g. an unbalanced "[" in the host
+        raise TikTokOAuthError("the callback URL is malformed", error="invalid_request") from None
     if expected_state is not None:
         received = query.get("state", "")
         if not hmac.compare_digest(received.encode(), expected_state.encode()):
@@ -289,7 +296,7 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
 def _json_object(reply: Reply) -> dict[str, Any] | None:
     try:
         body = json.loads(reply.content)
-    except (UnicodeDecodeError, ValueError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError; RecursionError: deep nesting
         return None
     return body if isinstance(body, dict) else None
 
@@ -343,7 +350,9 @@ def error_for(call: TokenCall, reply: Reply) -> TikTokOAuthError | None:
     if body is None:
         if call.grant == "revoke" and 200 <= status < 300 and not reply.content.strip():
             return None  # revoke answers success with an empty body (row 13)
-        return TikTokServerError(_not_json(reply), **common)
+        # Below 500, TikTok handled the request and only its answer is unreadable: a refresh token may
+        # have rotated, so a single-use grant is not sent again.
+        return TikTokServerError(_not_json(reply), retryable=call.grant not in _SINGLE_USE, **common)
     if fields is not None:
         if call.grant == "refresh_token" and error in ("invalid_grant", "access_token_invalid"):
             return ReauthorizationRequiredError(
@@ -377,7 +386,7 @@ def token_from(call: TokenCall, reply: Reply, received_at: float) -> TikTokToken
         )
     for name in ("expires_in", "refresh_expires_in"):
         value = body.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+        if value is not None and not _is_lifetime(value):
             raise TikTokServerError(
                 f"TikTok's token response has a malformed {name}", status_code=reply.status_code
             )
@@ -390,6 +399,16 @@ def token_from(call: TokenCall, reply: Reply, received_at: float) -> TikTokToken
     if call.grant == "refresh_token":
         _carry_over(body, call)
     return TikTokToken(body)
+
+
+def _is_lifetime(value: object) -> bool:
+    """A number of seconds that fits a timestamp: not a bool, not NaN or infinite, not absurdly large."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value) and abs(value) < 1e11
+    except OverflowError:  # an int beyond float range
+        return False
 
 
 def _carry_over(body: dict[str, Any], call: TokenCall) -> None:
@@ -423,10 +442,6 @@ class Sleep:
 
 Step = Send | Sleep
 Outcome = Reply | Exception | None
-
-
-#: Grants whose request TikTok may have acted on before a reply was lost: they are never sent twice.
-_SINGLE_USE: Final = frozenset({"refresh_token", "authorization_code"})
 
 
 def _retry_delay(error: TikTokOAuthError) -> float | None:

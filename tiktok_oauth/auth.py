@@ -50,7 +50,7 @@ def _token_rejected(response: Any) -> bool:
         return False
     try:
         body = json.loads(response.content)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):
         return False
     if not isinstance(body, dict):
         return False

@@ -25,7 +25,7 @@ def _absolute(seconds: object, received_at: float) -> int | None:
         return None
     try:
         return int(received_at + float(seconds))
-    except ValueError:
+    except (ValueError, OverflowError):  # "soon", "inf", 1e400, 10**400: not a lifetime
         return None
 
 

@@ -38,16 +38,21 @@ def encode_token(token: Mapping[str, Any], where: str) -> bytes:
         raise TokenStoreError(f"cannot serialise the token for {where}: not JSON data") from None
 
 
+def _refuse_constant(name: str) -> object:
+    # NaN and Infinity are not JSON, and no token of ours contains them.
+    raise ValueError(name)
+
+
 def decode_token(data: bytes | str, where: str) -> TikTokToken:
     """Parse what `encode_token` wrote; `TokenStoreError` naming `where` (never the data) if corrupt."""
     if len(data) > MAX_TOKEN_BYTES:
         raise TokenStoreError(f"corrupt token in {where}: larger than {MAX_TOKEN_BYTES} bytes")
     try:
         text = data.decode() if isinstance(data, bytes) else data
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_refuse_constant)
     except UnicodeDecodeError:
         raise TokenStoreError(f"corrupt token in {where}: not UTF-8") from None
-    except ValueError:
+    except (ValueError, RecursionError):
         raise TokenStoreError(f"corrupt token in {where}: not JSON") from None
     if not isinstance(value, dict):
         raise TokenStoreError(f"corrupt token in {where}: not a JSON object")
