@@ -223,6 +223,23 @@ class TikTokOAuth2Client(_TikTokOAuth2Base):
         callback URL; its code is decoded exactly once). With `state`, the callback's state must match it
         (compared in constant time) or `StateMismatchError` is raised before any request. A callback with
         `error=...` raises `AuthorizationDeniedError`.
+
+        Args:
+            code: the authorization code, already URL-decoded.
+            authorization_response: the full callback URL TikTok redirected to.
+            state: the state `create_authorization_url` returned; checked against the callback's.
+            code_verifier: the PKCE verifier the authorization URL was built with.
+            redirect_uri: the redirect URI the code was issued for; the client's default when None.
+
+        Returns:
+            The user's token, with absolute `expires_at` and `refresh_expires_at`.
+
+        Raises:
+            StateMismatchError: the callback's state differs from `state`.
+            AuthorizationDeniedError: the callback carries `error=...`.
+            RateLimitedError: TikTok answered 429.
+            TikTokServerError: a 5xx, a timeout, a connection error or an unreadable answer.
+            TikTokOAuthError: any other OAuth error (`invalid_grant` for a bad, reused or expired code).
         """
         call = self._code_call(code, authorization_response, state, code_verifier, redirect_uri)
         token = self._run(call)
@@ -234,19 +251,41 @@ class TikTokOAuth2Client(_TikTokOAuth2Base):
 
         An expired refresh token (known from `refresh_expires_at`) or an `invalid_grant` answer raises
         `ReauthorizationRequiredError`. If the answer has no refresh token, the old one is kept.
+
+        Args:
+            refresh_token: a refresh-token string, or a `TikTokToken` (its expiry is checked first, and its
+                `open_id` and `scope` carry over).
+
+        Returns:
+            The new token. Store it: the refresh token it replaces no longer works.
+
+        Raises:
+            ReauthorizationRequiredError: the refresh token is expired, revoked or already rotated away.
+            RateLimitedError: TikTok answered 429.
+            TikTokServerError: a 5xx, a timeout, a connection error or an unreadable answer. After a read
+                timeout the refresh is not retried, since TikTok may already have rotated the token.
         """
         token = self._run(self._refresh_call(refresh_token))
         assert token is not None
         return token
 
     def fetch_client_token(self) -> TikTokToken:
-        """Fetch a client access token (`client_credentials`): no user, no refresh token."""
+        """Fetch a client access token (`client_credentials`): no user, no refresh token.
+
+        Returns:
+            A `clt.` token that lives about two hours; fetch another when it expires.
+        """
         token = self._run(self._client_call())
         assert token is not None
         return token
 
     def revoke_token(self, token: str | TikTokToken) -> None:
-        """Revoke a user's access token (and with it the grant); a `TikTokToken`'s access token is used."""
+        """Revoke a user's access token (and with it the grant).
+
+        Args:
+            token: an access-token string, or a `TikTokToken` whose access token (never its refresh token)
+                is revoked.
+        """
         self._run(self._revoke_call(token))
 
     def close(self) -> None:
@@ -267,7 +306,16 @@ class TikTokOAuth2Client(_TikTokOAuth2Base):
 class AsyncTikTokOAuth2Client(_TikTokOAuth2Base):
     """TikTok's OAuth 2.0 client, async: the same arguments and methods as `TikTokOAuth2Client`, as coroutines.
 
-    `http_client` is an `httpx.AsyncClient` to reuse.
+    Args:
+        client_key: the app's client key (TikTok's name for the client id).
+        client_secret: the app's client secret; it is sent only in token-endpoint form bodies.
+        redirect_uri: the registered redirect URI; `https://localhost/` by default.
+        scope: default scopes, a `"a,b"` string or an iterable of names.
+        authorize_url: TikTok's consent page.
+        token_url: TikTok's token endpoint.
+        revoke_url: TikTok's revoke endpoint.
+        http_client: an `httpx.AsyncClient` to reuse (it is not closed by `aclose()`); one is made when None.
+        timeout: seconds, for the client this makes.
     """
 
     def __init__(

@@ -1,12 +1,12 @@
 """The exceptions tiktok-oauth raises.
 
 ```
-TikTokOAuthError                    .error, .description, .log_id, .status_code
+TikTokOAuthError                    .error, .description, .log_id, .status_code (None where not applicable)
 ├── AuthorizationDeniedError        the callback carried error=... (the user said no, or a misconfiguration)
 ├── StateMismatchError              callback state differs from the expected one
 ├── ReauthorizationRequiredError    no token, refresh token expired or revoked: log in again
 ├── RateLimitedError                HTTP 429 / rate_limit_exceeded; .retry_after when the server gave one
-├── TikTokServerError               5xx, timeouts, connection errors, bodies that are not JSON objects
+├── TikTokServerError               5xx, timeouts, connection errors, bodies that are not JSON objects; .retryable
 └── TokenStoreError                 a store cannot read or write
 ```
 
