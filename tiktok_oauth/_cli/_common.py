@@ -1,0 +1,213 @@
+"""What the commands share: errors, credentials, the default store, and how tokens and times are shown.
+
+Nothing here prints an access or refresh token: tokens are shown by `describe_token`, which masks them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import re
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Final
+
+from authlib.oauth2.rfc6749.errors import InsecureTransportError
+
+from tiktok_oauth import _clock, _protocol
+from tiktok_oauth.client import TikTokOAuth2Client
+from tiktok_oauth.stores import FileTokenStore
+from tiktok_oauth.token import TikTokToken
+
+__all__ = [
+    "CLIENT_KEY_ENV",
+    "CLIENT_SECRET_ENV",
+    "CLIError",
+    "client_from_args",
+    "credentials",
+    "default_store_path",
+    "describe_token",
+    "load_token",
+    "local_time",
+    "mask",
+    "normalise_scope",
+    "relative_time",
+    "resolve_key",
+    "store_path",
+]
+
+CLIENT_KEY_ENV: Final = "TIKTOK_CLIENT_KEY"
+CLIENT_SECRET_ENV: Final = "TIKTOK_CLIENT_SECRET"  # noqa: S105 - the name of a variable
+
+
+class CLIError(Exception):
+    """A failure the command line reports as one line on stderr, exiting with `exit_code`.
+
+    `exit_code` is 2 for usage errors (as argparse), 1 otherwise.
+    """
+
+    def __init__(self, message: str, *, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def credentials(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> tuple[str, str]:
+    """The client key and secret from `--client-key/--client-secret`, else from the environment."""
+    key = args.client_key or environ.get(CLIENT_KEY_ENV, "")
+    secret = args.client_secret or environ.get(CLIENT_SECRET_ENV, "")
+    missing = [
+        f"{flag} or {variable}"
+        for value, flag, variable in (
+            (key, "--client-key", CLIENT_KEY_ENV),
+            (secret, "--client-secret", CLIENT_SECRET_ENV),
+        )
+        if not value
+    ]
+    if missing:
+        raise CLIError(
+            f"missing client credentials: pass {' and '.join(missing)} (the app's key and secret)",
+            exit_code=2,
+        )
+    return str(key), str(secret)
+
+
+def client_from_args(
+    args: argparse.Namespace, *, redirect_uri: str | None = None, scope: str | None = None
+) -> TikTokOAuth2Client:
+    """A `TikTokOAuth2Client` from the credentials and the testing URL options in `args`."""
+    key, secret = credentials(args)
+    try:
+        return TikTokOAuth2Client(
+            key,
+            secret,
+            redirect_uri=redirect_uri or _protocol.DEFAULT_REDIRECT_URI,
+            scope=scope or _protocol.DEFAULT_SCOPE,
+            authorize_url=args.authorize_url or _protocol.AUTHORIZE_URL,
+            token_url=args.token_url or _protocol.TOKEN_URL,
+            revoke_url=args.revoke_url or _protocol.REVOKE_URL,
+        )
+    except InsecureTransportError:
+        raise CLIError(
+            "refusing plain http: --authorize-url/--token-url/--revoke-url must be https "
+            "(http only for loopback hosts)",
+            exit_code=2,
+        ) from None
+
+
+def normalise_scope(scope: str) -> str:
+    """TikTok's comma-separated scope, accepting commas or spaces between names."""
+    names = [name for name in re.split(r"[,\s]+", scope) if name]
+    if not names:
+        raise CLIError("--scope needs at least one scope name, e.g. user.info.basic", exit_code=2)
+    return ",".join(names)
+
+
+def default_store_path(
+    platform: str = sys.platform, environ: Mapping[str, str] = os.environ, home: Path | None = None
+) -> Path:
+    """The per-user token directory: `$XDG_DATA_HOME` (or `~/.local/share`), macOS's and Windows' equivalents."""
+    home = Path.home() if home is None else home
+    if platform == "win32":
+        base = Path(environ["APPDATA"]) if environ.get("APPDATA") else home / "AppData" / "Roaming"
+    elif platform == "darwin":
+        base = home / "Library" / "Application Support"
+    else:
+        xdg = environ.get("XDG_DATA_HOME", "")
+        # The XDG spec says to ignore a relative path.
+        base = Path(xdg) if xdg and Path(xdg).is_absolute() else home / ".local" / "share"
+    return base / "tiktok-oauth" / "tokens"
+
+
+def store_path(args: argparse.Namespace) -> Path:
+    """The `--store` directory, or the per-user default."""
+    value: str | None = args.store
+    return Path(value).expanduser() if value else default_store_path()
+
+
+def relative_time(moment: float, now: float) -> str:
+    """`moment` relative to `now` in words: "in 23 h", "2 d ago", "in 5 min", "now"."""
+    delta = moment - now
+    seconds = abs(delta)
+    if seconds < 1:
+        return "now"
+    # Rounded to whole units (a fresh 24 h token reads "in 24 h"); each unit is used up to 90 of the
+    # next smaller one, and hours up to 48.
+    if seconds < 90:
+        unit, size = "s", 1
+    elif seconds < 90 * 60:
+        unit, size = "min", 60
+    elif seconds < 48 * 3600:
+        unit, size = "h", 3600
+    else:
+        unit, size = "d", 86400
+    amount = int(seconds / size + 0.5)
+    return f"in {amount} {unit}" if delta > 0 else f"{amount} {unit} ago"
+
+
+def local_time(moment: float) -> str:
+    """Epoch seconds as a local date and time with its zone, e.g. `2025-01-02 13:04:05 CET`."""
+    try:
+        return dt.datetime.fromtimestamp(moment).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+    except (OverflowError, OSError, ValueError):
+        return f"epoch {moment}"
+
+
+def mask(secret: str | None) -> str:
+    """A token masked for display: only TikTok's type prefix is kept (`act.***`, `rft.***`)."""
+    if not secret:
+        return "none"
+    prefix, dot, _ = secret.partition(".")
+    return f"{prefix}.***" if dot and prefix.isalpha() and len(prefix) <= 4 else "***"
+
+
+def _expiry(moment: float | None, now: float) -> str:
+    if moment is None:
+        return "expiry unknown"
+    verb = "expires" if moment > now else "expired"
+    return f"{verb} {local_time(moment)} ({relative_time(moment, now)})"
+
+
+def describe_token(token: TikTokToken) -> list[str]:
+    """Lines describing `token` (open_id, scopes, expiries) with both tokens masked."""
+    now = _clock.now()
+    refresh = (
+        f"{mask(token.refresh_token)}, {_expiry(token.refresh_expires_at, now)}"
+        if token.refresh_token
+        else "none"
+    )
+    return [
+        f"  open_id:        {token.open_id or '(none: a client access token)'}",
+        f"  scopes:         {', '.join(sorted(token.scopes)) or '(none)'}",
+        f"  access token:   {mask(token.access_token)}, {_expiry(token.expires_at, now)}",
+        f"  refresh token:  {refresh}",
+    ]
+
+
+def load_token(store: FileTokenStore, key: str) -> TikTokToken:
+    """The token stored under `key`, or a `CLIError` naming the key and the store."""
+    token = store.get(key)
+    if token is None:
+        raise CLIError(f"no token stored under key {key!r} in {store.path}")
+    return token
+
+
+def resolve_key(store: FileTokenStore, key: str | None) -> str:
+    """`key`, or when None the one key in `store` that `login` saved under its open_id."""
+    if key is not None:
+        return key
+    found: list[str] = []
+    for path in sorted(store.path.glob("*.json")):
+        try:
+            open_id = json.loads(path.read_text(encoding="utf-8")).get("open_id")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(open_id, str) and store.token_path(open_id) == path:
+            found.append(open_id)
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise CLIError(f"several tokens are stored in {store.path} ({', '.join(found)}): pass --key")
+    raise CLIError(f"no token stored in {store.path} under its open_id: pass --key, or log in first")
