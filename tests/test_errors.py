@@ -47,8 +47,13 @@ def test_attributes_default_to_none() -> None:
 
 
 def test_message_carries_error_status_and_log_id() -> None:
+    error = TikTokOAuthError("bad key", error="invalid_client", log_id="L1", status_code=400)
+    assert str(error) == "invalid_client: bad key (HTTP 400) [log_id L1]"
+
+
+def test_message_leaves_out_http_200_which_tiktok_sends_with_its_errors() -> None:
     error = TikTokOAuthError("bad key", error="invalid_client", log_id="L1", status_code=200)
-    assert str(error) == "invalid_client: bad key (HTTP 200) [log_id L1]"
+    assert str(error) == "invalid_client: bad key [log_id L1]"
     assert "invalid_client" in repr(error)
 
 

@@ -60,7 +60,7 @@ class TikTokOAuthError(AuthlibBaseError):  # type: ignore[misc]
 
     def _message(self) -> str:
         parts = [f"{self.error}: {self.description}" if self.error else self.description]
-        if self.status_code is not None:
+        if self.status_code is not None and self.status_code != 200:  # TikTok sends its errors with 200
             parts.append(f"(HTTP {self.status_code})")
         if self.log_id:
             parts.append(f"[log_id {self.log_id}]")

@@ -13,12 +13,13 @@ import contextlib
 import html
 import http.server
 import socket
-import socketserver
 import threading
 import time
 from types import TracebackType
 from typing import Any, Final, Self
 from urllib.parse import parse_qs, urlsplit
+
+from tiktok_oauth._loopback import LoopbackHTTPServer
 
 __all__ = ["RedirectCatcher", "loopback_redirect"]
 
@@ -47,8 +48,7 @@ def _page(title: str, message: str) -> bytes:
     ).encode()
 
 
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(LoopbackHTTPServer):
     block_on_close = False  # `RedirectCatcher.close` wakes and joins the threads itself, with a bound
 
     def __init__(self, host: str, port: int, path: str) -> None:
@@ -59,11 +59,6 @@ class _Server(http.server.ThreadingHTTPServer):
         self._lock = threading.Lock()
         self._live: dict[socket.socket, threading.Thread] = {}
         super().__init__((host, port), _Handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind looks up the host's FQDN, which can take seconds; it is not needed.
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
 
     def claim(self, request_path: str) -> bool:
         """Record the first callback; False if one was already caught."""

@@ -3,7 +3,6 @@
 No credentials and no network beyond 127.0.0.1. Tokens are shown only through `TikTokToken`'s masked repr.
 """
 
-# ruff: noqa: T201 - a command line prints
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
 """`tiktok-oauth login`: authorize the app in a browser and save the user's token in a `FileTokenStore`."""
 
-# ruff: noqa: T201 - a command line prints
 
 from __future__ import annotations
 

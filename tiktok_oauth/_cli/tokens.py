@@ -1,6 +1,5 @@
 """`tiktok-oauth token show|refresh|revoke`: inspect, refresh, or revoke-and-delete a stored token."""
 
-# ruff: noqa: T201 - a command line prints
 
 from __future__ import annotations
 

@@ -11,15 +11,15 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from tiktok_oauth._loopback import LoopbackHTTPServer
+
 if TYPE_CHECKING:
     from tiktok_oauth.testing._fake import FakeTikTok
 
 __all__ = ["running_server"]
 
 
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
+class _Server(LoopbackHTTPServer):
     def __init__(self, fake: FakeTikTok) -> None:
         self.fake = fake
         self.stopping = threading.Event()
