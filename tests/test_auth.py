@@ -327,7 +327,7 @@ def test_client_credentials_mode_fetches_and_refetches_a_client_token(
         assert first.access_token.startswith("clt.")
         first["expires_at"] = int(_clock.now())
         store.set("app", first)
-        auth._current = (None, 0.0)  # forget the cached copy, as a new process would
+        auth._current = (None, 0.0, "")  # forget the cached copy, as a new process would
         api.get("https://open.tiktokapis.com/v2/research/video/query/")
     assert fake.grant_count("client_credentials") == 2
 
@@ -584,3 +584,23 @@ def expired_token_body(fake: FakeTikTok) -> TikTokToken:
     token = TikTokToken(fake.issue_token())
     token["expires_at"] = int(_clock.now()) - 1
     return token
+
+
+@pytest.mark.parametrize("library", ["httpx", "requests"])
+def test_a_401_after_another_auth_refreshed_uses_their_token_without_refreshing(
+    library: str, fake: FakeTikTok, client: TikTokOAuth2Client, store: MemoryTokenStore
+) -> None:
+    seeded(fake, store)
+    ours, theirs = TikTokAuth(client, store), TikTokAuth(client, store)
+    with httpx.Client(transport=fake.transport(), auth=ours) as api, requests.Session() as session:
+        fake.mount(session)
+        session.auth = ours
+        send = api.get if library == "httpx" else session.get
+        assert send(USER_INFO).status_code == 200  # ours now caches the first token
+        fake.expire_access_tokens()
+        with httpx.Client(transport=fake.transport(), auth=theirs) as other:
+            assert other.get(USER_INFO).status_code == 200  # theirs refreshes: one refresh
+        response = send(USER_INFO)  # ours sends its stale cached token, gets 401, finds theirs in the store
+    assert response.status_code == 200
+    assert fake.grant_count("refresh_token") == 1
+    assert fake.requests[-1].headers["authorization"] == f"Bearer {store.get('default').access_token}"  # type: ignore[union-attr]

@@ -44,6 +44,9 @@ class _TokenNeeded:
     rejected: str | None = None
 
 
+_TOKEN_NEEDED: Final = _TokenNeeded()
+
+
 def _token_rejected(response: Any) -> bool:
     """Whether a response is TikTok's 401 `access_token_invalid` (not `scope_not_authorized`; row 15)."""
     if response.status_code != 401:
@@ -170,7 +173,7 @@ class TikTokAuth(httpx.Auth):
             if scheme == "https" or _protocol.is_loopback(host.rsplit(":", 1)[0])
         )
         self._async_store = inspect.iscoroutinefunction(getattr(store, "get", None))
-        self._current: tuple[TikTokToken | None, float] = (None, 0.0)
+        self._current: tuple[TikTokToken | None, float, str] = (None, 0.0, "")
 
     def __repr__(self) -> str:
         return f"TikTokAuth(client={self.client!r}, store={self.store!r}, key={self.key!r})"
@@ -196,33 +199,50 @@ class TikTokAuth(httpx.Auth):
         except ValueError:
             return False
 
-    def _flow(self, request: Any, *, allowed: bool, replayable: bool) -> Generator[Any, Any, None]:
-        """The auth logic, once: set the bearer header, and on `access_token_invalid` refresh and retry once."""
+    def _flow(
+        self, request: Any, *, allowed: bool, replayable: bool, sent: TikTokToken | None = None
+    ) -> Generator[Any, Any, None]:
+        """The auth logic, once: set the bearer header, and on `access_token_invalid` refresh and retry once.
+
+        `sent` is the token a driver's fast path already put on the request; the flow then starts at the
+        response, and knows which token TikTok refused (not one another caller has refreshed since).
+        """
         if not allowed:
             yield request
             return
-        token: TikTokToken = yield _TokenNeeded()
-        request.headers["Authorization"] = f"Bearer {token.access_token}"
+        token = sent
+        if token is None:
+            token = yield _TOKEN_NEEDED
+            request.headers["Authorization"] = f"Bearer {token.access_token}"
         response = yield request
         # Only the answer of this very request counts: not that of a host a redirect led to.
-        if replayable and response.request is request and _token_rejected(response):
+        if response.request is request and _token_rejected(response):
+            if not replayable:
+                return
             token = yield _TokenNeeded(rejected=token.access_token)
             request.headers["Authorization"] = f"Bearer {token.access_token}"
             yield request
 
-    def _cached(self, rejected: str | None) -> TikTokToken | None:
-        """The token this object last saw, if it is still good to use (no I/O, no lock)."""
-        token, fresh_until = self._current
-        if token is None or _clock.now() >= fresh_until or token.access_token == rejected:
+    def _fresh(self) -> tuple[TikTokToken, str] | None:
+        """The token this object last saw and its header value, while fresh (no I/O, no lock)."""
+        token, fresh_until, bearer = self._current
+        if token is None or _clock.now() >= fresh_until:
             return None
-        return token
+        return token, bearer
+
+    def _cached(self, rejected: str | None) -> TikTokToken | None:
+        fresh = self._fresh()
+        if fresh is None or fresh[0].access_token == rejected:
+            return None
+        return fresh[0]
 
     def _usable(self, token: TikTokToken | None, rejected: str | None) -> bool:
         return token is not None and not token.is_expired(self.leeway) and token.access_token != rejected
 
     def _remember(self, token: TikTokToken) -> TikTokToken:
         expires_at = token.expires_at
-        self._current = (token, float("inf") if expires_at is None else expires_at - self.leeway)
+        fresh_until = float("inf") if expires_at is None else expires_at - self.leeway
+        self._current = (token, fresh_until, f"Bearer {token.access_token}")
         return token
 
     def _missing(self) -> ReauthorizationRequiredError:
@@ -268,23 +288,33 @@ class TikTokAuth(httpx.Auth):
 
     # -- httpx sync ---------------------------------------------------------------------------------
 
+    def _httpx_allowed(self, request: Any) -> bool:
+        url = request.url
+        return self._url_allowed(url.scheme, url.host, url.port)
+
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         """Drive the flow for `httpx.Client` (and `httpx2.Client`)."""
-        url = request.url
-        flow = self._flow(
-            request,
-            allowed=self._url_allowed(url.scheme, url.host, url.port),
-            replayable=_httpx_replayable(request),
-        )
-        next_request = self._drive_sync(flow, next(flow))
+        fresh = self._fresh()
+        allowed = self._httpx_allowed(request)
+        if fresh is not None and allowed:
+            # Fast path: a fresh token; the flow starts only if TikTok answers 401.
+            request.headers["Authorization"] = fresh[1]
+            response = yield request
+            if response.status_code != 401:
+                return
+            flow = self._flow(request, allowed=True, replayable=_httpx_replayable(request), sent=fresh[0])
+            next(flow)
+        else:
+            flow = self._flow(request, allowed=allowed, replayable=_httpx_replayable(request))
+            response = yield self._drive_sync(flow, next(flow))
         while True:
-            response = yield next_request
             if response.status_code == 401:
                 response.read()
             try:
                 next_request = self._drive_sync(flow, flow.send(response))
             except StopIteration:
                 return
+            response = yield next_request
 
     # -- httpx async --------------------------------------------------------------------------------
 
@@ -335,37 +365,62 @@ class TikTokAuth(httpx.Auth):
             await self._store_call("set", self.key, fresh)
             return self._remember(fresh)
 
+    async def _drive_async(self, flow: Generator[Any, Any, None], step: Any) -> Any:
+        while isinstance(step, _TokenNeeded):
+            step = flow.send(await self._async_token(step.rejected))
+        return step
+
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
         """Drive the flow for `httpx.AsyncClient` (and `httpx2.AsyncClient`)."""
-        url = request.url
-        flow = self._flow(
-            request,
-            allowed=self._url_allowed(url.scheme, url.host, url.port),
-            replayable=_httpx_replayable(request),
-        )
-        step = next(flow)
+        fresh = self._fresh()
+        allowed = self._httpx_allowed(request)
+        if fresh is not None and allowed:
+            request.headers["Authorization"] = fresh[1]
+            response = yield request
+            if response.status_code != 401:
+                return
+            flow = self._flow(request, allowed=True, replayable=_httpx_replayable(request), sent=fresh[0])
+            next(flow)
+        else:
+            flow = self._flow(request, allowed=allowed, replayable=_httpx_replayable(request))
+            response = yield await self._drive_async(flow, next(flow))
         while True:
-            while isinstance(step, _TokenNeeded):
-                step = flow.send(await self._async_token(step.rejected))
-            response = yield step
             if response.status_code == 401:
                 await response.aread()
             try:
-                step = flow.send(response)
+                next_request = await self._drive_async(flow, flow.send(response))
             except StopIteration:
                 return
+            response = yield next_request
 
     # -- requests -----------------------------------------------------------------------------------
 
     def __call__(self, request: Any) -> Any:
         """Drive the flow for requests: `session.auth = auth` calls this with each `PreparedRequest`."""
         body = request.body
+        fresh = self._fresh()
+        if (
+            fresh is not None
+            and (body is None or type(body) in (bytes, str))
+            and request.url.startswith(self._prefixes)
+        ):
+            # Fast path: a fresh token for a plainly allowed URL; the flow starts only on a 401.
+            request.headers["Authorization"] = fresh[1]
+            request.hooks["response"].append(partial(self._requests_fast_response, request, fresh[0]))
+            return request
         position = body.tell() if hasattr(body, "tell") else None
         replayable = body is None or isinstance(body, bytes | str) or position is not None
         flow = self._flow(request, allowed=self._str_url_allowed(request.url), replayable=replayable)
         prepared = self._drive_sync(flow, next(flow))
         request.register_hook("response", partial(self._requests_response, flow, position))
         return prepared
+
+    def _requests_fast_response(self, request: Any, sent: TikTokToken, response: Any, **kwargs: Any) -> Any:
+        if response.status_code != 401:
+            return response
+        flow = self._flow(request, allowed=True, replayable=True, sent=sent)
+        next(flow)
+        return self._requests_response(flow, None, response, **kwargs)
 
     def _requests_response(
         self, flow: Generator[Any, Any, None], position: int | None, response: Any, **kwargs: Any
