@@ -21,7 +21,7 @@ import httpx
 import requests
 
 from tiktok_oauth import MemoryTokenStore, TikTokAuth, TikTokOAuth2Client, TikTokToken
-from tiktok_oauth.testing import FakeTikTok, _server
+from tiktok_oauth.testing import FakeTikTok
 
 KEY = "default"
 
@@ -63,10 +63,6 @@ def bare_requests_auth(header: str) -> Callable[[requests.PreparedRequest], requ
 
 def _serve(connection: Connection) -> None:
     """In a child process: serve a fake, send its base URL, credentials and a token, wait to be told to stop."""
-    # The served fake writes the status line and headers, then the body, in two sends on a Nagle socket: the
-    # client's delayed ACK then holds every keep-alive response for ~40 ms (25 requests/s, whatever the auth).
-    # TCP_NODELAY on the server side, as for any request-response server, takes that out of the measurement.
-    _server._Handler.disable_nagle_algorithm = True  # noqa: SLF001
     fake = FakeTikTok()
     with fake.serve() as base_url:
         connection.send((base_url, fake.client_key, fake.client_secret, fake.issue_token()))

@@ -174,6 +174,7 @@ class TikTokAuth(httpx.Auth):
         )
         self._async_store = inspect.iscoroutinefunction(getattr(store, "get", None))
         self._current: tuple[TikTokToken | None, float, str] = (None, 0.0, "")
+        self._requests_fast_hook = self._requests_fast_response  # bound once: the hot path appends it
 
     def __repr__(self) -> str:
         return f"TikTokAuth(client={self.client!r}, store={self.store!r}, key={self.key!r})"
@@ -200,41 +201,39 @@ class TikTokAuth(httpx.Auth):
             return False
 
     def _flow(
-        self, request: Any, *, allowed: bool, replayable: bool, sent: TikTokToken | None = None
+        self, request: Any, *, allowed: bool, replayable: bool, sent: str | None = None
     ) -> Generator[Any, Any, None]:
         """The auth logic, once: set the bearer header, and on `access_token_invalid` refresh and retry once.
 
-        `sent` is the token a driver's fast path already put on the request; the flow then starts at the
-        response, and knows which token TikTok refused (not one another caller has refreshed since).
+        `sent` is the access token a driver's fast path already put on the request; the flow then starts at
+        the response, and knows which token TikTok refused (not one another caller has refreshed since).
         """
         if not allowed:
             yield request
             return
-        token = sent
-        if token is None:
-            token = yield _TOKEN_NEEDED
-            request.headers["Authorization"] = f"Bearer {token.access_token}"
+        if sent is None:
+            token: TikTokToken = yield _TOKEN_NEEDED
+            sent = token.access_token
+            request.headers["Authorization"] = f"Bearer {sent}"
         response = yield request
         # Only the answer of this very request counts: not that of a host a redirect led to.
         if response.request is request and _token_rejected(response):
             if not replayable:
                 return
-            token = yield _TokenNeeded(rejected=token.access_token)
+            token = yield _TokenNeeded(rejected=sent)
             request.headers["Authorization"] = f"Bearer {token.access_token}"
             yield request
 
-    def _fresh(self) -> tuple[TikTokToken, str] | None:
-        """The token this object last saw and its header value, while fresh (no I/O, no lock)."""
+    def _fresh_bearer(self) -> str | None:
+        """The header value of the token this object last saw, while fresh (no I/O, no lock)."""
         token, fresh_until, bearer = self._current
-        if token is None or _clock.now() >= fresh_until:
-            return None
-        return token, bearer
+        return bearer if token is not None and _clock.now() < fresh_until else None
 
     def _cached(self, rejected: str | None) -> TikTokToken | None:
-        fresh = self._fresh()
-        if fresh is None or fresh[0].access_token == rejected:
+        token, fresh_until, _ = self._current
+        if token is None or _clock.now() >= fresh_until or token.access_token == rejected:
             return None
-        return fresh[0]
+        return token
 
     def _usable(self, token: TikTokToken | None, rejected: str | None) -> bool:
         return token is not None and not token.is_expired(self.leeway) and token.access_token != rejected
@@ -294,15 +293,15 @@ class TikTokAuth(httpx.Auth):
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         """Drive the flow for `httpx.Client` (and `httpx2.Client`)."""
-        fresh = self._fresh()
+        bearer = self._fresh_bearer()
         allowed = self._httpx_allowed(request)
-        if fresh is not None and allowed:
+        if bearer is not None and allowed:
             # Fast path: a fresh token; the flow starts only if TikTok answers 401.
-            request.headers["Authorization"] = fresh[1]
+            request.headers["Authorization"] = bearer
             response = yield request
             if response.status_code != 401:
                 return
-            flow = self._flow(request, allowed=True, replayable=_httpx_replayable(request), sent=fresh[0])
+            flow = self._flow(request, allowed=True, replayable=_httpx_replayable(request), sent=bearer[7:])
             next(flow)
         else:
             flow = self._flow(request, allowed=allowed, replayable=_httpx_replayable(request))
@@ -372,14 +371,14 @@ class TikTokAuth(httpx.Auth):
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
         """Drive the flow for `httpx.AsyncClient` (and `httpx2.AsyncClient`)."""
-        fresh = self._fresh()
+        bearer = self._fresh_bearer()
         allowed = self._httpx_allowed(request)
-        if fresh is not None and allowed:
-            request.headers["Authorization"] = fresh[1]
+        if bearer is not None and allowed:
+            request.headers["Authorization"] = bearer
             response = yield request
             if response.status_code != 401:
                 return
-            flow = self._flow(request, allowed=True, replayable=_httpx_replayable(request), sent=fresh[0])
+            flow = self._flow(request, allowed=True, replayable=_httpx_replayable(request), sent=bearer[7:])
             next(flow)
         else:
             flow = self._flow(request, allowed=allowed, replayable=_httpx_replayable(request))
@@ -398,15 +397,16 @@ class TikTokAuth(httpx.Auth):
     def __call__(self, request: Any) -> Any:
         """Drive the flow for requests: `session.auth = auth` calls this with each `PreparedRequest`."""
         body = request.body
-        fresh = self._fresh()
+        token, fresh_until, bearer = self._current
         if (
-            fresh is not None
+            token is not None
+            and _clock.now() < fresh_until
             and (body is None or type(body) in (bytes, str))
             and request.url.startswith(self._prefixes)
         ):
             # Fast path: a fresh token for a plainly allowed URL; the flow starts only on a 401.
-            request.headers["Authorization"] = fresh[1]
-            request.hooks["response"].append(partial(self._requests_fast_response, request, fresh[0]))
+            request.headers["Authorization"] = bearer
+            request.hooks["response"].append(self._requests_fast_hook)
             return request
         position = body.tell() if hasattr(body, "tell") else None
         replayable = body is None or isinstance(body, bytes | str) or position is not None
@@ -415,10 +415,16 @@ class TikTokAuth(httpx.Auth):
         request.register_hook("response", partial(self._requests_response, flow, position))
         return prepared
 
-    def _requests_fast_response(self, request: Any, sent: TikTokToken, response: Any, **kwargs: Any) -> Any:
+    def _requests_fast_response(self, response: Any, **kwargs: Any) -> Any:
         if response.status_code != 401:
             return response
-        flow = self._flow(request, allowed=True, replayable=True, sent=sent)
+        # This hook also sees the answers of redirects requests followed: act only for an allowed URL
+        # that carried our bearer (requests strips it when a redirect leaves the host).
+        request = response.request
+        sent = request.headers.get("Authorization", "")
+        if not sent.startswith("Bearer ") or not self._str_url_allowed(request.url):
+            return response
+        flow = self._flow(request, allowed=True, replayable=True, sent=sent[7:])
         next(flow)
         return self._requests_response(flow, None, response, **kwargs)
 
