@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -56,7 +57,10 @@ class TikTokToken(OAuth2Token):  # type: ignore[misc]
     @classmethod
     def from_json(cls, text: str | bytes) -> TikTokToken:
         """Restore a token written by `to_json()` (or `json.dumps(token)`)."""
-        data = json.loads(text)
+        try:
+            data = json.loads(text)
+        except RecursionError:  # nesting deeper than the parser goes: not a token either
+            raise ValueError("a token must be a JSON object") from None
         if not isinstance(data, dict):
             raise ValueError("a token must be a JSON object")  # noqa: TRY004 - a parse error, like json's
         return cls(data)
@@ -122,6 +126,11 @@ class TikTokToken(OAuth2Token):  # type: ignore[misc]
 
 
 def _as_float(value: object) -> float | None:
+    """A finite number of epoch seconds, or None for anything else (a bool, text, NaN, 10**400)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
