@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Iterable
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
 import httpx
 
@@ -24,8 +24,14 @@ __all__ = ["AsyncTikTokOAuth2Client", "TikTokOAuth2Client", "generate_code_verif
 generate_code_verifier = _protocol.generate_code_verifier
 
 
-class _TikTokOAuth2Base:
-    """What both clients share: configuration, and everything that needs no I/O."""
+HttpClientT = TypeVar("HttpClientT", httpx.Client, httpx.AsyncClient)
+
+
+class _TikTokOAuth2Base(Generic[HttpClientT]):
+    """What both clients share: configuration, the HTTP client they own or borrow, and everything without I/O."""
+
+    _http_class: ClassVar[type[httpx.Client | httpx.AsyncClient]]
+    _counterpart: ClassVar[str]
 
     def __init__(
         self,
@@ -37,6 +43,7 @@ class _TikTokOAuth2Base:
         authorize_url: str = _protocol.AUTHORIZE_URL,
         token_url: str = _protocol.TOKEN_URL,
         revoke_url: str = _protocol.REVOKE_URL,
+        http_client: HttpClientT | None = None,
         timeout: float = 10.0,
     ) -> None:
         if not client_key:
@@ -51,6 +58,19 @@ class _TikTokOAuth2Base:
         self.token_url = _protocol.check_transport(token_url)
         self.revoke_url = _protocol.check_transport(revoke_url)
         self.timeout = timeout
+        if http_client is not None and not isinstance(http_client, self._http_class):
+            name = f"httpx.{self._http_class.__name__}"
+            raise TypeError(f"http_client must be an {name} (use {self._counterpart} for the other kind)")
+        self._http: HttpClientT | None = http_client
+        self._owns_http = http_client is None
+        self._http_lock = threading.Lock()
+
+    def _client(self) -> HttpClientT:
+        # Made on first use: building an SSL context costs milliseconds that `__init__` need not pay.
+        with self._http_lock:
+            if self._http is None:
+                self._http = self._http_class(timeout=self.timeout)  # type: ignore[assignment]
+            return self._http  # type: ignore[return-value]
 
     @property
     def _credentials(self) -> tuple[str, str]:
@@ -135,7 +155,7 @@ def _reply(response: Any) -> Reply:
     return Reply(response.status_code, response.headers, response.content)
 
 
-class TikTokOAuth2Client(_TikTokOAuth2Base):
+class TikTokOAuth2Client(_TikTokOAuth2Base[httpx.Client]):
     """TikTok's OAuth 2.0 client (Login Kit v2), sync, on httpx.
 
     Args:
@@ -150,43 +170,8 @@ class TikTokOAuth2Client(_TikTokOAuth2Base):
         timeout: seconds, for the client this makes.
     """
 
-    def __init__(
-        self,
-        client_key: str,
-        client_secret: str,
-        *,
-        redirect_uri: str = _protocol.DEFAULT_REDIRECT_URI,
-        scope: str | Iterable[str] = _protocol.DEFAULT_SCOPE,
-        authorize_url: str = _protocol.AUTHORIZE_URL,
-        token_url: str = _protocol.TOKEN_URL,
-        revoke_url: str = _protocol.REVOKE_URL,
-        http_client: httpx.Client | None = None,
-        timeout: float = 10.0,
-    ) -> None:
-        super().__init__(
-            client_key,
-            client_secret,
-            redirect_uri=redirect_uri,
-            scope=scope,
-            authorize_url=authorize_url,
-            token_url=token_url,
-            revoke_url=revoke_url,
-            timeout=timeout,
-        )
-        if http_client is not None and not isinstance(http_client, httpx.Client):
-            raise TypeError(
-                "http_client must be an httpx.Client (use AsyncTikTokOAuth2Client for httpx.AsyncClient)"
-            )
-        self._http = http_client
-        self._owns_http = http_client is None
-        self._http_lock = threading.Lock()
-
-    def _client(self) -> httpx.Client:
-        # Made on first use: building an SSL context costs milliseconds that `import` and `__init__` need not pay.
-        with self._http_lock:
-            if self._http is None:
-                self._http = httpx.Client(timeout=self.timeout)
-            return self._http
+    _http_class = httpx.Client
+    _counterpart = "AsyncTikTokOAuth2Client with httpx.AsyncClient"
 
     def _run(self, call: TokenCall) -> TikTokToken | None:
         steps = _protocol.conversation(call)
@@ -303,7 +288,7 @@ class TikTokOAuth2Client(_TikTokOAuth2Base):
         self.close()
 
 
-class AsyncTikTokOAuth2Client(_TikTokOAuth2Base):
+class AsyncTikTokOAuth2Client(_TikTokOAuth2Base[httpx.AsyncClient]):
     """TikTok's OAuth 2.0 client, async: the same arguments and methods as `TikTokOAuth2Client`, as coroutines.
 
     Args:
@@ -318,40 +303,8 @@ class AsyncTikTokOAuth2Client(_TikTokOAuth2Base):
         timeout: seconds, for the client this makes.
     """
 
-    def __init__(
-        self,
-        client_key: str,
-        client_secret: str,
-        *,
-        redirect_uri: str = _protocol.DEFAULT_REDIRECT_URI,
-        scope: str | Iterable[str] = _protocol.DEFAULT_SCOPE,
-        authorize_url: str = _protocol.AUTHORIZE_URL,
-        token_url: str = _protocol.TOKEN_URL,
-        revoke_url: str = _protocol.REVOKE_URL,
-        http_client: httpx.AsyncClient | None = None,
-        timeout: float = 10.0,
-    ) -> None:
-        super().__init__(
-            client_key,
-            client_secret,
-            redirect_uri=redirect_uri,
-            scope=scope,
-            authorize_url=authorize_url,
-            token_url=token_url,
-            revoke_url=revoke_url,
-            timeout=timeout,
-        )
-        if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
-            raise TypeError(
-                "http_client must be an httpx.AsyncClient (use TikTokOAuth2Client for httpx.Client)"
-            )
-        self._http = http_client
-        self._owns_http = http_client is None
-
-    def _client(self) -> httpx.AsyncClient:
-        if self._http is None:
-            self._http = httpx.AsyncClient(timeout=self.timeout)
-        return self._http
+    _http_class = httpx.AsyncClient
+    _counterpart = "TikTokOAuth2Client with httpx.Client"
 
     async def _run(self, call: TokenCall) -> TikTokToken | None:
         steps = _protocol.conversation(call)
