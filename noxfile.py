@@ -12,7 +12,11 @@ nox.options.reuse_existing_virtualenvs = True
 
 
 def installed_pythons() -> list[str]:
-    """Every interpreter >= 3.11 on this machine: on PATH, or in pyenv's versions folder."""
+    """Every Python >= 3.11 on this machine (on PATH, or in pyenv's versions folder), as "3.X" names.
+
+    The folder of each interpreter found goes first on PATH, so that nox finds `python3.X` there rather than
+    a pyenv shim that refuses to run a version that is not selected.
+    """
     found: dict[str, str] = {}
     pyenv = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
     for minor in range(11, 20):
@@ -22,9 +26,10 @@ def installed_pythons() -> list[str]:
         ]
         for path in filter(None, candidates):
             if subprocess.run([path, "--version"], capture_output=True, check=False).returncode == 0:
-                found.setdefault(f"3.{minor}", path)
+                found[f"3.{minor}"] = os.path.dirname(path)
                 break
-    return list(found.values()) or ["3.11"]
+    os.environ["PATH"] = os.pathsep.join([*found.values(), os.environ.get("PATH", "")])
+    return list(found) or ["3.11"]
 
 
 @nox.session(python=installed_pythons())
