@@ -10,7 +10,6 @@ Errors are one line on stderr and exit 1 (2 for usage errors, as argparse); `--d
 No access token, refresh token or client secret is ever printed.
 """
 
-
 from __future__ import annotations
 
 import argparse

@@ -3,7 +3,6 @@
 No credentials and no network beyond 127.0.0.1. Tokens are shown only through `TikTokToken`'s masked repr.
 """
 
-
 from __future__ import annotations
 
 import argparse

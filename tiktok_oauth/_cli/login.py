@@ -1,6 +1,5 @@
 """`tiktok-oauth login`: authorize the app in a browser and save the user's token in a `FileTokenStore`."""
 
-
 from __future__ import annotations
 
 import argparse

@@ -1,6 +1,5 @@
 """`tiktok-oauth token show|refresh|revoke`: inspect, refresh, or revoke-and-delete a stored token."""
 
-
 from __future__ import annotations
 
 import argparse
