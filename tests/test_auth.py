@@ -604,3 +604,19 @@ def test_a_401_after_another_auth_refreshed_uses_their_token_without_refreshing(
     assert response.status_code == 200
     assert fake.grant_count("refresh_token") == 1
     assert fake.requests[-1].headers["authorization"] == f"Bearer {store.get('default').access_token}"  # type: ignore[union-attr]
+
+
+def test_refreshes_and_retries_are_logged_without_secrets(
+    fake: FakeTikTok, store: MemoryTokenStore, api: httpx.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = seeded(fake, store, expired=True)
+    fake.fail_next(503)
+    with caplog.at_level("DEBUG", logger="tiktok_oauth"):
+        api.get(USER_INFO)
+    messages = [r.getMessage() for r in caplog.records if r.name == "tiktok_oauth"]
+    assert "key 'default': a refresh (the token expires)" in messages
+    assert any("trying again in" in m for m in messages)
+    new = store.get("default")
+    assert new is not None
+    for secret in (SECRET, token.access_token, token.refresh_token, new.access_token, new.refresh_token):
+        assert all(secret not in m for m in messages)

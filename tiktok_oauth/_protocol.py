@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import logging
 import math
 import string
 from collections.abc import Generator, Iterable, Mapping
@@ -33,6 +34,8 @@ from tiktok_oauth.errors import (
     TikTokServerError,
 )
 from tiktok_oauth.token import TikTokToken
+
+logger = logging.getLogger("tiktok_oauth")
 
 AUTHORIZE_URL: Final = "https://www.tiktok.com/v2/auth/authorize/"
 TOKEN_URL: Final = "https://open.tiktokapis.com/v2/oauth/token/"  # noqa: S105 - a URL
@@ -479,7 +482,9 @@ def conversation(call: TokenCall) -> Generator[Step, Outcome, TikTokToken | None
         delay = _retry_delay(error)
         if delay is None or attempt == MAX_ATTEMPTS - 1:
             raise error
-        yield Sleep(max(delay, BACKOFF[min(attempt, len(BACKOFF) - 1)]))
+        delay = max(delay, BACKOFF[min(attempt, len(BACKOFF) - 1)])
+        logger.info("%s to %s failed (%s); trying again in %.1f s", call.grant, call.url, error, delay)
+        yield Sleep(delay)
     raise AssertionError("unreachable")  # pragma: no cover
 
 

@@ -13,6 +13,7 @@ import contextlib
 import importlib.util
 import inspect
 import json
+import logging
 import threading
 import weakref
 from collections.abc import AsyncGenerator, Generator, Iterable
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
     from tiktok_oauth.stores import AsyncTokenStore, TokenStore
 
 __all__ = ["TikTokAuth"]
+
+logger = logging.getLogger("tiktok_oauth")
 
 _DEFAULT_PORTS: Final = {"https": 443, "http": 80}
 _INVALID_TOKEN: Final = "access_token_invalid"  # noqa: S105 - an error code
@@ -244,6 +247,13 @@ class TikTokAuth(httpx.Auth):
         self._current = (token, fresh_until, f"Bearer {token.access_token}")
         return token
 
+    def _log_renewal(self, stored: TikTokToken | None, rejected: str | None) -> None:
+        what = "a client access token" if self.client_credentials else "a refresh"
+        why = (
+            "TikTok refused the token" if rejected else "no token" if stored is None else "the token expires"
+        )
+        logger.debug("key %r: %s (%s)", self.key, what, why)
+
     def _missing(self) -> ReauthorizationRequiredError:
         return ReauthorizationRequiredError(f"no token is stored under key {self.key!r}: log in first")
 
@@ -269,7 +279,9 @@ class TikTokAuth(httpx.Auth):
                 # Someone else may have refreshed while we waited: read again, under the lock.
                 stored = store.get(self.key)
                 if self._usable(stored, rejected):
+                    logger.debug("key %r: the stored token is good (another caller may have refreshed it)", self.key)
                     return self._remember(stored)
+                self._log_renewal(stored, rejected)
                 if self.client_credentials:
                     fresh = client.fetch_client_token()
                 elif stored is None:
@@ -354,7 +366,9 @@ class TikTokAuth(httpx.Auth):
             # Someone else may have refreshed while we waited: read again, under the lock.
             stored = await self._store_call("get", self.key)
             if self._usable(stored, rejected):
+                logger.debug("key %r: the stored token is good (another caller may have refreshed it)", self.key)
                 return self._remember(stored)
+            self._log_renewal(stored, rejected)
             if self.client_credentials:
                 fresh = await client.fetch_client_token()
             elif stored is None:
