@@ -49,6 +49,7 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     session.install("-e", ".[dev]")
     session.run("mypy")
+    session.run("mypy", "--strict", "tests/typing_api.py")
 
 
 @nox.session

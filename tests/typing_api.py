@@ -1,0 +1,68 @@
+"""Type-checked use of the public API (run by `nox -s typecheck`, never executed): the signatures users rely on."""
+
+from __future__ import annotations
+
+
+import httpx
+
+from tiktok_oauth import (
+    AsyncTikTokOAuth2Client,
+    AsyncTokenStore,
+    FileTokenStore,
+    MemoryTokenStore,
+    RateLimitedError,
+    TikTokAuth,
+    TikTokOAuth2Client,
+    TikTokOAuthError,
+    TikTokServerError,
+    TikTokToken,
+    TokenStore,
+    generate_code_verifier,
+)
+from tiktok_oauth.testing import FakeTikTok
+
+
+def sync_usage() -> None:
+    fake = FakeTikTok(client_key="k", client_secret="s", access_ttl=60, refresh_ttl=120)
+    with (
+        httpx.Client(transport=fake.transport()) as http,
+        TikTokOAuth2Client("k", "s", http_client=http) as client,
+    ):
+        verifier: str = generate_code_verifier()
+        url, state = client.create_authorization_url(scope=("user.info.basic",), code_verifier=verifier)
+        callback: str = fake.authorize(url, open_id="u", deny=False)
+        token: TikTokToken = client.fetch_token(
+            authorization_response=callback, state=state, code_verifier=verifier
+        )
+        scopes: frozenset[str] = token.scopes
+        expires_at: float | None = token.expires_at
+        refreshed: TikTokToken = client.refresh_token(token)
+        client.revoke_token(refreshed)
+        store: TokenStore = MemoryTokenStore()
+        store.set("k", token)
+        files: TokenStore = FileTokenStore("tokens")
+        auth = TikTokAuth(client, files, "k", leeway=30.0, allowed_hosts=["open.tiktokapis.com"])
+        with httpx.Client(auth=auth) as api:
+            api.get("https://open.tiktokapis.com/v2/user/info/")
+        _ = (scopes, expires_at, auth.store, auth.key)
+
+
+async def async_usage(store: AsyncTokenStore) -> None:
+    async with AsyncTikTokOAuth2Client("k", "s", scope="user.info.basic") as client:
+        token: TikTokToken = await client.fetch_client_token()
+        await store.set("app", token)
+        auth = TikTokAuth(client, store, "app", client_credentials=True)
+        async with httpx.AsyncClient(auth=auth) as api:
+            await api.get("https://open.tiktokapis.com/v2/research/video/query/")
+
+
+def errors(error: TikTokOAuthError) -> None:
+    log_id: str | None = error.log_id
+    status: int | None = error.status_code
+    if isinstance(error, RateLimitedError):
+        retry_after: float | None = error.retry_after
+        _ = retry_after
+    if isinstance(error, TikTokServerError):
+        retryable: bool = error.retryable
+        _ = retryable
+    _ = (log_id, status)
