@@ -547,3 +547,18 @@ def test_an_oauth_error_is_not_retried() -> None:
 def test_an_unknown_exception_propagates() -> None:
     with pytest.raises(KeyError):
         run(refresh(), [KeyError("bug")])
+
+
+def test_a_5xx_with_a_long_retry_after_is_reported_with_it() -> None:
+    result, steps = run(refresh(), [reply(raw=b"", status=503, headers={"retry-after": "120"})])
+    assert isinstance(result, TikTokServerError)
+    assert result.retry_after == 120.0
+    assert len(steps) == 1
+
+
+def test_a_5xx_with_a_short_retry_after_waits_that_long() -> None:
+    result, steps = run(
+        refresh(), [reply(raw=b"", status=503, headers={"retry-after": "1.5"}), reply(TOKEN_BODY)]
+    )
+    assert isinstance(result, TikTokToken)
+    assert steps[1] == p.Sleep(1.5)

@@ -349,7 +349,10 @@ def error_for(call: TokenCall, reply: Reply) -> TikTokOAuthError | None:
             description or "TikTok's rate limit was hit", retry_after=retry_after, **common
         )
     if status >= 500 or error in ("server_error", "temporarily_unavailable", "internal_error"):
-        return TikTokServerError(description or "TikTok had a server error", **common)
+        retry_after = _retry_after(reply.headers)
+        return TikTokServerError(
+            description or "TikTok had a server error", retry_after=retry_after, **common
+        )
     if body is None:
         if call.grant == "revoke" and 200 <= status < 300 and not reply.content.strip():
             return None  # revoke answers success with an empty body (row 13)
@@ -454,7 +457,9 @@ def _retry_delay(error: TikTokOAuthError) -> float | None:
             return None
         return error.retry_after
     if isinstance(error, TikTokServerError) and error.retryable:
-        return 0.0
+        if error.retry_after is not None and error.retry_after > MAX_RETRY_AFTER:
+            return None  # the server asked for a longer pause than a call should sit through
+        return error.retry_after or 0.0
     return None
 
 

@@ -279,7 +279,9 @@ class TikTokAuth(httpx.Auth):
                 # Someone else may have refreshed while we waited: read again, under the lock.
                 stored = store.get(self.key)
                 if self._usable(stored, rejected):
-                    logger.debug("key %r: the stored token is good (another caller may have refreshed it)", self.key)
+                    logger.debug(
+                        "key %r: the stored token is good (another caller may have refreshed it)", self.key
+                    )
                     return self._remember(stored)
                 self._log_renewal(stored, rejected)
                 if self.client_credentials:
@@ -366,7 +368,9 @@ class TikTokAuth(httpx.Auth):
             # Someone else may have refreshed while we waited: read again, under the lock.
             stored = await self._store_call("get", self.key)
             if self._usable(stored, rejected):
-                logger.debug("key %r: the stored token is good (another caller may have refreshed it)", self.key)
+                logger.debug(
+                    "key %r: the stored token is good (another caller may have refreshed it)", self.key
+                )
                 return self._remember(stored)
             self._log_renewal(stored, rejected)
             if self.client_credentials:

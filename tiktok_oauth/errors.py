@@ -6,7 +6,7 @@ TikTokOAuthError                    .error, .description, .log_id, .status_code 
 ├── StateMismatchError              callback state differs from the expected one
 ├── ReauthorizationRequiredError    no token, refresh token expired or revoked: log in again
 ├── RateLimitedError                HTTP 429 / rate_limit_exceeded; .retry_after when the server gave one
-├── TikTokServerError               5xx, timeouts, connection errors, bodies that are not JSON objects; .retryable
+├── TikTokServerError               5xx, timeouts, connection errors, bodies that are not JSON objects; .retryable, .retry_after
 └── TokenStoreError                 a store cannot read or write
 ```
 
@@ -130,6 +130,7 @@ class TikTokServerError(TikTokOAuthError):
 
     Attributes:
         retryable: True when repeating the same request is safe and may succeed.
+        retry_after: seconds to wait, when a 5xx answer carried `Retry-After`, else None.
     """
 
     def __init__(
@@ -140,12 +141,14 @@ class TikTokServerError(TikTokOAuthError):
         log_id: str | None = None,
         status_code: int | None = None,
         retryable: bool = True,
+        retry_after: float | None = None,
     ) -> None:
         self.retryable = retryable
+        self.retry_after = retry_after
         super().__init__(description, error=error, log_id=log_id, status_code=status_code)
 
     def _state(self) -> dict[str, Any]:
-        return {**super()._state(), "retryable": self.retryable}
+        return {**super()._state(), "retryable": self.retryable, "retry_after": self.retry_after}
 
 
 class TokenStoreError(TikTokOAuthError):
