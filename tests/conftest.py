@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests._redis import RedisServer, require_redis_server
 from tiktok_oauth import AsyncTikTokOAuth2Client, TikTokOAuth2Client, _clock
 from tiktok_oauth.testing import FakeTikTok
 
@@ -88,3 +89,21 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Callable[[float], None]:
 
 def run_async(coro: Coroutine[Any, Any, Any]) -> Any:
     return asyncio.run(coro)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One redis-server for the whole session (fail in CI, skip elsewhere when not installed)."""
+    with RedisServer(require_redis_server()) as server:
+        yield server
+
+
+@pytest.fixture
+def redis_client(redis_server: RedisServer) -> Iterator[Any]:
+    """A sync client on a flushed database, closed afterwards."""
+    client = redis_server.client()
+    client.flushdb()
+    try:
+        yield client
+    finally:
+        client.close()

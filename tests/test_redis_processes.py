@@ -36,18 +36,9 @@ WORKERS = 6
 
 @pytest.fixture(scope="module")
 def redis_server() -> Iterator[RedisServer]:
+    """A server of this module's own (overriding the session's): these tests stop and restart it."""
     with RedisServer(require_redis_server()) as server:
         yield server
-
-
-@pytest.fixture
-def redis_client(redis_server: RedisServer) -> Iterator[Any]:
-    client = redis_server.client()
-    client.flushdb()
-    try:
-        yield client
-    finally:
-        client.close()
 
 
 @pytest.fixture
