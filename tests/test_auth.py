@@ -620,3 +620,28 @@ def test_refreshes_and_retries_are_logged_without_secrets(
     assert new is not None
     for secret in (SECRET, token.access_token, token.refresh_token, new.access_token, new.refresh_token):
         assert all(secret not in m for m in messages)
+
+
+def test_in_process_locks_live_as_long_as_their_store() -> None:
+    import gc
+
+    from tiktok_oauth.auth import _locks
+
+    before = len(_locks._by_store)
+    for _ in range(100):
+        store = MemoryTokenStore()
+        assert _locks.thread_lock(store, "k") is _locks.thread_lock(store, "k")
+        del store
+    gc.collect()
+    assert len(_locks._by_store) <= before
+
+
+def test_in_process_locks_work_for_stores_that_cannot_be_weakly_referenced() -> None:
+    from tiktok_oauth.auth import _locks
+
+    class SlottedStore:
+        __slots__ = ()
+
+    store = SlottedStore()
+    assert _locks.thread_lock(store, "k") is _locks.thread_lock(store, "k")
+    assert _locks.thread_lock(store, "k") is not _locks.thread_lock(store, "other")

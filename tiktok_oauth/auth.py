@@ -72,22 +72,36 @@ def _token_rejected(response: Any) -> bool:
 
 
 class _Locks:
-    """In-process locks, one per (store, key), shared by every `TikTokAuth` on that store."""
+    """In-process locks, one per (store, key), shared by every `TikTokAuth` on that store.
+
+    They live as long as their store (and, for asyncio locks, their event loop), so an app that makes a
+    store per request does not accumulate locks.
+    """
 
     def __init__(self) -> None:
         self._guard = threading.Lock()
-        self._thread: dict[tuple[int, str], threading.Lock] = {}
-        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[int, str], asyncio.Lock]]
-        self._async = weakref.WeakKeyDictionary()
+        self._by_store: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], Any]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._by_id: dict[int, dict[tuple[str, str], Any]] = {}  # stores that cannot be weakly referenced
+
+    def _table(self, store: object) -> dict[tuple[str, str], Any]:
+        try:
+            return self._by_store.setdefault(store, {})
+        except TypeError:  # no __weakref__ slot, or not hashable
+            return self._by_id.setdefault(id(store), {})
 
     def thread_lock(self, store: object, key: str) -> threading.Lock:
         with self._guard:
-            return self._thread.setdefault((id(store), key), threading.Lock())
+            lock: threading.Lock = self._table(store).setdefault(("thread", key), threading.Lock())
+            return lock
 
     def async_lock(self, store: object, key: str) -> asyncio.Lock:
         loop = asyncio.get_running_loop()
         with self._guard:
-            return self._async.setdefault(loop, {}).setdefault((id(store), key), asyncio.Lock())
+            per_loop = self._table(store).setdefault(("async", key), weakref.WeakKeyDictionary())
+            lock: asyncio.Lock = per_loop.setdefault(loop, asyncio.Lock())
+            return lock
 
 
 _locks: Final = _Locks()
