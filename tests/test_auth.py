@@ -23,6 +23,7 @@ from tiktok_oauth import (
     TikTokOAuthError,
     TikTokServerError,
     TikTokToken,
+    TokenStoreError,
     _clock,
 )
 from tiktok_oauth.testing import FakeTikTok
@@ -645,3 +646,64 @@ def test_in_process_locks_work_for_stores_that_cannot_be_weakly_referenced() -> 
     store = SlottedStore()
     assert _locks.thread_lock(store, "k") is _locks.thread_lock(store, "k")
     assert _locks.thread_lock(store, "k") is not _locks.thread_lock(store, "other")
+
+
+class FlakyStore(MemoryTokenStore):
+    """A store whose next `set` fails, like a Redis that drops for a moment."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail_sets = 0
+
+    def set(self, key: str, token: TikTokToken) -> None:
+        if self.fail_sets:
+            self.fail_sets -= 1
+            raise TokenStoreError("the store is down")
+        super().set(key, token)
+
+
+@pytest.mark.parametrize("driver", ["sync", "async"])
+def test_a_refreshed_token_the_store_failed_to_take_is_not_lost(driver: str, fake: FakeTikTok) -> None:
+    store = FlakyStore()
+    old = seeded(fake, store, expired=True)
+    store.fail_sets = 1
+
+    def two_requests(auth_client: TikTokOAuth2Client | AsyncTikTokOAuth2Client) -> list[object]:
+        auth = TikTokAuth(auth_client, store)
+        outcomes: list[object] = []
+        if driver == "sync":
+            with httpx.Client(transport=fake.transport(), auth=auth) as api:
+                for _ in range(2):
+                    try:
+                        outcomes.append(api.get(USER_INFO).status_code)
+                    except TokenStoreError as exc:
+                        outcomes.append(type(exc))
+                        assert store.get("default") == old  # the store kept what it had
+            return outcomes
+
+        async def main() -> None:
+            async with httpx.AsyncClient(transport=fake.async_transport(), auth=auth) as api:
+                for _ in range(2):
+                    try:
+                        outcomes.append((await api.get(USER_INFO)).status_code)
+                    except TokenStoreError as exc:
+                        outcomes.append(type(exc))
+
+        asyncio.run(main())
+        return outcomes
+
+    if driver == "sync":
+        with httpx.Client(transport=fake.transport()) as http:
+            outcomes = two_requests(TikTokOAuth2Client("test-key", SECRET, http_client=http))
+    else:
+        outcomes = two_requests(
+            AsyncTikTokOAuth2Client(
+                "test-key", SECRET, http_client=httpx.AsyncClient(transport=fake.async_transport())
+            )
+        )
+    assert outcomes == [TokenStoreError, 200]
+    assert fake.grant_count("refresh_token") == 1
+    assert fake.stale_refresh_token_uses == 0
+    new = store.get("default")
+    assert new is not None
+    assert new.refresh_token != old.refresh_token

@@ -19,7 +19,7 @@ import weakref
 from collections.abc import AsyncGenerator, Generator, Iterable
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any, Final, Self
+from typing import TYPE_CHECKING, Any, Final, Literal, Self
 from urllib.parse import urlsplit
 
 import httpx
@@ -191,6 +191,9 @@ class TikTokAuth(httpx.Auth):
         )
         self._async_store = inspect.iscoroutinefunction(getattr(store, "get", None))
         self._current: tuple[TikTokToken | None, float, str] = (None, 0.0, "")
+        # A new token the store failed to take. TikTok has already rotated the refresh token, so the one in
+        # the store is dead: the next caller writes this one first instead of reading the dead one.
+        self._unsaved: TikTokToken | None = None
         self._requests_fast_hook = self._requests_fast_response  # bound once: the hot path appends it
 
     def __repr__(self) -> str:
@@ -261,12 +264,26 @@ class TikTokAuth(httpx.Auth):
         self._current = (token, fresh_until, f"Bearer {token.access_token}")
         return token
 
-    def _log_renewal(self, stored: TikTokToken | None, rejected: str | None) -> None:
+    def _reuse(self, token: TikTokToken) -> TikTokToken:
+        logger.debug("key %r: the stored token is good (another caller may have refreshed it)", self.key)
+        return self._remember(token)
+
+    def _renewal(self, current: TikTokToken | None, rejected: str | None) -> Literal["client", "refresh"]:
+        """Which grant renews `current` (logged); `ReauthorizationRequiredError` when none can."""
+        if not self.client_credentials and current is None:
+            raise self._missing()
         what = "a client access token" if self.client_credentials else "a refresh"
         why = (
-            "TikTok refused the token" if rejected else "no token" if stored is None else "the token expires"
+            "TikTok refused the token" if rejected else "no token" if current is None else "the token expires"
         )
         logger.debug("key %r: %s (%s)", self.key, what, why)
+        return "client" if self.client_credentials else "refresh"
+
+    def _saved(self) -> TikTokToken:
+        """The new token has reached the store: use it from now on."""
+        fresh, self._unsaved = self._unsaved, None
+        assert fresh is not None
+        return self._remember(fresh)
 
     def _missing(self) -> ReauthorizationRequiredError:
         return ReauthorizationRequiredError(f"no token is stored under key {self.key!r}: log in first")
@@ -291,21 +308,20 @@ class TikTokAuth(httpx.Auth):
             lock = getattr(store, "lock", None)
             with lock(self.key) if lock is not None else contextlib.nullcontext():
                 # Someone else may have refreshed while we waited: read again, under the lock.
-                stored = store.get(self.key)
-                if self._usable(stored, rejected):
-                    logger.debug(
-                        "key %r: the stored token is good (another caller may have refreshed it)", self.key
-                    )
-                    return self._remember(stored)
-                self._log_renewal(stored, rejected)
-                if self.client_credentials:
-                    fresh = client.fetch_client_token()
-                elif stored is None:
-                    raise self._missing()
+                current = self._unsaved
+                if current is not None:  # our last new token never reached the store: write it first
+                    store.set(self.key, current)
+                    self._unsaved = None
                 else:
-                    fresh = client.refresh_token(stored)
-                store.set(self.key, fresh)
-                return self._remember(fresh)
+                    current = store.get(self.key)
+                if self._usable(current, rejected):
+                    return self._reuse(current)
+                if self._renewal(current, rejected) == "client":
+                    self._unsaved = client.fetch_client_token()
+                else:
+                    self._unsaved = client.refresh_token(current)
+                store.set(self.key, self._unsaved)
+                return self._saved()
 
     def _drive_sync(self, flow: Generator[Any, Any, None], step: Any) -> Any:
         """Advance `flow` past token requests; return the next request to send (or raise StopIteration)."""
@@ -380,21 +396,20 @@ class TikTokAuth(httpx.Auth):
         client = self._async_client()
         async with _locks.async_lock(self.store, self.key), self._store_lock():
             # Someone else may have refreshed while we waited: read again, under the lock.
-            stored = await self._store_call("get", self.key)
-            if self._usable(stored, rejected):
-                logger.debug(
-                    "key %r: the stored token is good (another caller may have refreshed it)", self.key
-                )
-                return self._remember(stored)
-            self._log_renewal(stored, rejected)
-            if self.client_credentials:
-                fresh = await client.fetch_client_token()
-            elif stored is None:
-                raise self._missing()
+            current = self._unsaved
+            if current is not None:  # our last new token never reached the store: write it first
+                await self._store_call("set", self.key, current)
+                self._unsaved = None
             else:
-                fresh = await client.refresh_token(stored)
-            await self._store_call("set", self.key, fresh)
-            return self._remember(fresh)
+                current = await self._store_call("get", self.key)
+            if self._usable(current, rejected):
+                return self._reuse(current)
+            if self._renewal(current, rejected) == "client":
+                self._unsaved = await client.fetch_client_token()
+            else:
+                self._unsaved = await client.refresh_token(current)
+            await self._store_call("set", self.key, self._unsaved)
+            return self._saved()
 
     async def _drive_async(self, flow: Generator[Any, Any, None], step: Any) -> Any:
         while isinstance(step, _TokenNeeded):
