@@ -220,17 +220,13 @@ class TikTokAuth(httpx.Auth):
         except ValueError:
             return False
 
-    def _flow(
-        self, request: Any, *, allowed: bool, replayable: bool, sent: str | None = None
-    ) -> Generator[Any, Any, None]:
+    def _flow(self, request: Any, *, replayable: bool, sent: str | None = None) -> Generator[Any, Any, None]:
         """The auth logic, once: set the bearer header, and on `access_token_invalid` refresh and retry once.
 
+        Drivers run it only for a request to an allowed host (each library spells URLs its own way).
         `sent` is the access token a driver's fast path already put on the request; the flow then starts at
         the response, and knows which token TikTok refused (not one another caller has refreshed since).
         """
-        if not allowed:
-            yield request
-            return
         if sent is None:
             token: TikTokToken = yield _TOKEN_NEEDED
             sent = token.access_token
@@ -337,18 +333,20 @@ class TikTokAuth(httpx.Auth):
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         """Drive the flow for `httpx.Client` (and `httpx2.Client`)."""
+        if not self._httpx_allowed(request):
+            yield request  # another host: the token never goes there
+            return
         bearer = self._fresh_bearer()
-        allowed = self._httpx_allowed(request)
-        if bearer is not None and allowed:
+        if bearer is not None:
             # Fast path: a fresh token; the flow starts only if TikTok answers 401.
             request.headers["Authorization"] = bearer
             response = yield request
             if response.status_code != 401:
                 return
-            flow = self._flow(request, allowed=True, replayable=_httpx_replayable(request), sent=bearer[7:])
+            flow = self._flow(request, replayable=_httpx_replayable(request), sent=bearer[7:])
             next(flow)
         else:
-            flow = self._flow(request, allowed=allowed, replayable=_httpx_replayable(request))
+            flow = self._flow(request, replayable=_httpx_replayable(request))
             response = yield self._drive_sync(flow, next(flow))
         while True:
             if response.status_code == 401:
@@ -418,17 +416,19 @@ class TikTokAuth(httpx.Auth):
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
         """Drive the flow for `httpx.AsyncClient` (and `httpx2.AsyncClient`)."""
+        if not self._httpx_allowed(request):
+            yield request  # another host: the token never goes there
+            return
         bearer = self._fresh_bearer()
-        allowed = self._httpx_allowed(request)
-        if bearer is not None and allowed:
+        if bearer is not None:
             request.headers["Authorization"] = bearer
             response = yield request
             if response.status_code != 401:
                 return
-            flow = self._flow(request, allowed=True, replayable=_httpx_replayable(request), sent=bearer[7:])
+            flow = self._flow(request, replayable=_httpx_replayable(request), sent=bearer[7:])
             next(flow)
         else:
-            flow = self._flow(request, allowed=allowed, replayable=_httpx_replayable(request))
+            flow = self._flow(request, replayable=_httpx_replayable(request))
             response = yield await self._drive_async(flow, next(flow))
         while True:
             if response.status_code == 401:
@@ -455,9 +455,11 @@ class TikTokAuth(httpx.Auth):
             request.headers["Authorization"] = bearer
             request.hooks["response"].append(self._requests_fast_hook)
             return request
+        if not self._str_url_allowed(request.url):
+            return request  # another host: the token never goes there
         position = body.tell() if hasattr(body, "tell") else None
         replayable = body is None or isinstance(body, bytes | str) or position is not None
-        flow = self._flow(request, allowed=self._str_url_allowed(request.url), replayable=replayable)
+        flow = self._flow(request, replayable=replayable)
         prepared = self._drive_sync(flow, next(flow))
         request.register_hook("response", partial(self._requests_response, flow, position))
         return prepared
@@ -471,7 +473,7 @@ class TikTokAuth(httpx.Auth):
         sent = request.headers.get("Authorization", "")
         if not sent.startswith("Bearer ") or not self._str_url_allowed(request.url):
             return response
-        flow = self._flow(request, allowed=True, replayable=True, sent=sent[7:])
+        flow = self._flow(request, replayable=True, sent=sent[7:])
         next(flow)
         return self._requests_response(flow, None, response, **kwargs)
 
