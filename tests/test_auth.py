@@ -707,3 +707,21 @@ def test_a_refreshed_token_the_store_failed_to_take_is_not_lost(driver: str, fak
     new = store.get("default")
     assert new is not None
     assert new.refresh_token != old.refresh_token
+
+
+def test_cookies_set_by_the_401_go_out_with_the_retry(fake: FakeTikTok, store: MemoryTokenStore) -> None:
+    seeded(fake, store)
+    with fake.serve() as base_url, requests.Session() as session:  # a real HTTP response, with real cookies
+        client = TikTokOAuth2Client("test-key", SECRET, **fake.endpoints(base_url))
+        session.auth = TikTokAuth(client, store)
+        session.get(fake.user_info_url(base_url))  # cache the token: the retry then comes from the hook
+        fake.fail_next(
+            401,
+            b'{"error":{"code":"access_token_invalid"}}',
+            headers={"content-type": "application/json", "set-cookie": "tt_session=abc; Path=/"},
+            endpoint="user_info",
+        )
+        assert session.get(fake.user_info_url(base_url)).status_code == 200
+        client.close()
+    assert fake.requests[-1].headers.get("cookie") == "tt_session=abc"
+    assert fake.grant_count("refresh_token") == 1

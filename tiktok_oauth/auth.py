@@ -494,10 +494,11 @@ class TikTokAuth(httpx.Auth):
         if position is not None:
             prepared.body.seek(position)
         cookie_jar = getattr(prepared, "_cookies", None)
-        if cookie_jar is not None and getattr(response, "raw", None) is not None:
-            from requests.cookies import extract_cookies_to_jar  # noqa: PLC0415 - requests is the caller's
-
-            extract_cookies_to_jar(cookie_jar, retry, response.raw)  # type: ignore[no-untyped-call]
+        if cookie_jar is not None:
+            # Cookies the 401 set go out with the retry, as requests' digest auth does; requests has already
+            # parsed them into `response.cookies`, so the library need not import requests for it.
+            cookie_jar.update(response.cookies)
+            prepared.headers.pop("Cookie", None)
             prepared.prepare_cookies(cookie_jar)
         retried = response.connection.send(prepared, **kwargs)
         retried.history.append(response)
