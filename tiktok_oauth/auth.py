@@ -375,7 +375,7 @@ class TikTokAuth(httpx.Auth):
         elif getattr(store, "alock", None) is not None:
             cm = store.alock(self.key)  # waits without blocking the event loop
         elif getattr(store, "lock", None) is not None:
-            cm = contextlib.asynccontextmanager(_in_thread)(store.lock(self.key))
+            cm = _in_thread(store.lock(self.key))
         else:
             cm = contextlib.nullcontext()
         async with cm:
@@ -444,10 +444,9 @@ class TikTokAuth(httpx.Auth):
     def __call__(self, request: Any) -> Any:
         """Drive the flow for requests: `session.auth = auth` calls this with each `PreparedRequest`."""
         body = request.body
-        token, fresh_until, bearer = self._current
+        bearer = self._fresh_bearer()
         if (
-            token is not None
-            and _clock.now() < fresh_until
+            bearer is not None
             and (body is None or type(body) in (bytes, str))
             and request.url.startswith(self._prefixes)
         ):
@@ -516,6 +515,7 @@ def _httpx_replayable(request: Any) -> bool:
     return True
 
 
+@contextlib.asynccontextmanager
 async def _in_thread(cm: contextlib.AbstractContextManager[Any]) -> AsyncGenerator[None, None]:
     """Enter and leave a blocking lock in a worker thread, so the event loop keeps running."""
     await asyncio.to_thread(cm.__enter__)
