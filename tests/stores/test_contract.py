@@ -1,175 +1,89 @@
-"""One contract, every store: memory, file, Redis (sync) and Redis (async, driven by `asyncio.run`)."""
+"""One contract, every store: memory, file, Redis (sync) and Redis (async, driven by `asyncio.run`).
+
+To run the contract on another store, write a backend (see `tests/stores/_harness.py`) and add it to
+`SYNC_BACKENDS` or `ASYNC_BACKENDS` below: one line each.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import inspect
-import threading
-import time
-from collections.abc import Awaitable, Callable, Iterator
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
 
 import pytest
 
 from tests._redis import RedisServer
-from tests.stores._tokens import make_token
-from tiktok_oauth.stores import (
-    AsyncLockingTokenStore,
-    AsyncTokenStore,
-    FileTokenStore,
-    LockingTokenStore,
-    MemoryTokenStore,
-    TokenStore,
+from tests.stores._harness import (
+    AsyncBackend,
+    AsyncFactory,
+    AsyncHarness,
+    Harness,
+    SyncBackend,
+    SyncFactory,
+    SyncHarness,
 )
+from tests.stores._tokens import make_token
+from tiktok_oauth.stores import FileTokenStore, MemoryTokenStore
 from tiktok_oauth.stores.redis import AsyncRedisTokenStore, RedisTokenStore
 from tiktok_oauth.token import TikTokToken
 
-T = TypeVar("T")
-
-HOLD = 0.2  # seconds the first holder keeps a lock in the exclusion tests
+# -- backends: how to make each kind of store --------------------------------------------------------
 
 
-class Harness(Protocol):
-    """A store seen synchronously, plus a way to race two holders of its lock."""
-
-    def get(self, key: str) -> TikTokToken | None: ...
-    def set(self, key: str, token: TikTokToken) -> None: ...
-    def delete(self, key: str) -> None: ...
-    def repr(self) -> str: ...
-    def check_protocols(self) -> None: ...
-    def lock_race(self, first_key: str, second_key: str) -> list[str]: ...
+def memory_backend(request: pytest.FixtureRequest) -> SyncFactory:
+    memory = MemoryTokenStore()
+    return lambda stack: memory  # its peers are the same object: a memory store is one process's
 
 
-class SyncHarness:
-    def __init__(self, store: Any, make_peer: Callable[[], Any]) -> None:
-        self.store = store
-        self._make_peer = make_peer  # another store instance (or the same one) on the same backend
-
-    def get(self, key: str) -> TikTokToken | None:
-        return self.store.get(key)
-
-    def set(self, key: str, token: TikTokToken) -> None:
-        self.store.set(key, token)
-
-    def delete(self, key: str) -> None:
-        self.store.delete(key)
-
-    def repr(self) -> str:
-        return repr(self.store)
-
-    def check_protocols(self) -> None:
-        assert isinstance(self.store, TokenStore)
-        assert isinstance(self.store, LockingTokenStore)
-        assert not inspect.iscoroutinefunction(self.store.get)
-
-    def lock_race(self, first_key: str, second_key: str) -> list[str]:
-        """A thread holds `first_key` for HOLD seconds; meanwhile a peer store takes `second_key`."""
-        events: list[str] = []
-        held = threading.Event()
-
-        def hold() -> None:
-            with self.store.lock(first_key):
-                events.append("first acquired")
-                held.set()
-                time.sleep(HOLD)
-                events.append("first released")
-
-        thread = threading.Thread(target=hold)
-        thread.start()
-        assert held.wait(5)
-        with self._make_peer().lock(second_key):
-            events.append("second acquired")
-        thread.join()
-        return events
+def file_backend(request: pytest.FixtureRequest) -> SyncFactory:
+    path: Path = request.getfixturevalue("tmp_path")
+    return lambda stack: FileTokenStore(path)
 
 
-class AsyncRedisHarness:
-    """Every operation in its own `asyncio.run`, with a client created and closed inside it."""
+def redis_backend(request: pytest.FixtureRequest) -> SyncFactory:
+    request.getfixturevalue("redis_client")  # flushes the database
+    server: RedisServer = request.getfixturevalue("redis_server")
 
-    def __init__(self, server: RedisServer) -> None:
-        self.server = server
+    def new(stack: contextlib.ExitStack) -> RedisTokenStore:
+        return RedisTokenStore(stack.enter_context(server.client()))
 
-    async def _with_stores(self, count: int, use: Callable[..., Awaitable[T]]) -> T:
-        clients = [self.server.async_client() for _ in range(count)]
-        try:
-            return await use(*(AsyncRedisTokenStore(client) for client in clients))
-        finally:
-            for client in clients:
-                await client.aclose()
-
-    def _run(self, use: Callable[[AsyncRedisTokenStore], Awaitable[T]]) -> T:
-        return asyncio.run(self._with_stores(1, use))
-
-    def get(self, key: str) -> TikTokToken | None:
-        return self._run(lambda store: store.get(key))
-
-    def set(self, key: str, token: TikTokToken) -> None:
-        self._run(lambda store: store.set(key, token))
-
-    def delete(self, key: str) -> None:
-        self._run(lambda store: store.delete(key))
-
-    def repr(self) -> str:
-        async def use(store: AsyncRedisTokenStore) -> str:
-            return repr(store)
-
-        return self._run(use)
-
-    def check_protocols(self) -> None:
-        async def use(store: AsyncRedisTokenStore) -> None:
-            assert isinstance(store, AsyncTokenStore)
-            assert isinstance(store, AsyncLockingTokenStore)
-            assert inspect.iscoroutinefunction(store.get)
-
-        self._run(use)
-
-    def lock_race(self, first_key: str, second_key: str) -> list[str]:
-        events: list[str] = []
-
-        async def race(first: AsyncRedisTokenStore, second: AsyncRedisTokenStore) -> list[str]:
-            held = asyncio.Event()
-
-            async def hold() -> None:
-                async with first.lock(first_key):
-                    events.append("first acquired")
-                    held.set()
-                    await asyncio.sleep(HOLD)
-                    events.append("first released")
-
-            task = asyncio.create_task(hold())
-            await held.wait()
-            async with second.lock(second_key):
-                events.append("second acquired")
-            await task
-            return events
-
-        return asyncio.run(self._with_stores(2, race))
+    return new
 
 
-@pytest.fixture(params=["memory", "file", "redis", "redis-async"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
-    kind = request.param
-    if kind == "memory":
-        memory = MemoryTokenStore()
-        yield SyncHarness(memory, lambda: memory)
-    elif kind == "file":
-        yield SyncHarness(FileTokenStore(tmp_path), lambda: FileTokenStore(tmp_path))
-    elif kind == "redis":
-        client = request.getfixturevalue("redis_client")
-        server: RedisServer = request.getfixturevalue("redis_server")
-        peers: list[Any] = []
+def async_redis_backend(request: pytest.FixtureRequest) -> AsyncFactory:
+    request.getfixturevalue("redis_client")  # flushes the database
+    server: RedisServer = request.getfixturevalue("redis_server")
 
-        def make_peer() -> RedisTokenStore:
-            peers.append(server.client())
-            return RedisTokenStore(peers[-1])
+    async def new(stack: contextlib.AsyncExitStack) -> AsyncRedisTokenStore:
+        client = server.async_client()
+        stack.push_async_callback(client.aclose)
+        return AsyncRedisTokenStore(client)
 
-        yield SyncHarness(RedisTokenStore(client), make_peer)
-        for peer in peers:
-            peer.close()
+    return new
+
+
+SYNC_BACKENDS: dict[str, SyncBackend] = {
+    "memory": memory_backend,
+    "file": file_backend,
+    "redis": redis_backend,
+}
+ASYNC_BACKENDS: dict[str, AsyncBackend] = {
+    "redis-async": async_redis_backend,
+}
+
+
+@pytest.fixture(params=[*SYNC_BACKENDS, *ASYNC_BACKENDS])
+def store(request: pytest.FixtureRequest) -> Iterator[Harness]:
+    kind: str = request.param
+    harness: SyncHarness | AsyncHarness
+    if kind in SYNC_BACKENDS:
+        harness = SyncHarness(SYNC_BACKENDS[kind](request))
     else:
-        request.getfixturevalue("redis_client")  # flushes the database
-        yield AsyncRedisHarness(request.getfixturevalue("redis_server"))
+        harness = AsyncHarness(ASYNC_BACKENDS[kind](request))
+    try:
+        yield harness
+    finally:
+        harness.close()
 
 
 KEYS = [
