@@ -109,18 +109,32 @@ def test_wrong_code_verifier_is_refused(harness: Harness) -> None:
 
 
 def test_a_code_is_single_use(harness: Harness) -> None:
-    url, _ = harness.client.create_authorization_url()
+    url, state = harness.client.create_authorization_url()
     callback = harness.fake.authorize(url)
-    harness.call("fetch_token", authorization_response=callback)
+    harness.call("fetch_token", authorization_response=callback, state=state)
     with pytest.raises(TikTokOAuthError, match="invalid_grant"):
-        harness.call("fetch_token", authorization_response=callback)
+        harness.call("fetch_token", authorization_response=callback, state=state)
 
 
 def test_a_different_redirect_uri_is_refused(harness: Harness) -> None:
-    url, _ = harness.client.create_authorization_url(redirect_uri="https://app.example.com/a")
+    url, state = harness.client.create_authorization_url(redirect_uri="https://app.example.com/a")
     callback = harness.fake.authorize(url)
     with pytest.raises(TikTokOAuthError, match="invalid_grant"):
-        harness.call("fetch_token", authorization_response=callback, redirect_uri="https://app.example.com/b")
+        harness.call(
+            "fetch_token",
+            authorization_response=callback,
+            state=state,
+            redirect_uri="https://app.example.com/b",
+        )
+
+
+@pytest.mark.parametrize("state", [None, ""])
+def test_item12_authorization_response_without_state_is_refused(harness: Harness, state: str | None) -> None:
+    url, _ = harness.client.create_authorization_url()
+    callback = harness.fake.authorize(url)
+    with pytest.raises(ValueError, match="state= is required"):
+        harness.call("fetch_token", authorization_response=callback, state=state)
+    assert harness.fake.token_requests == []
 
 
 def test_exactly_one_of_code_and_authorization_response(harness: Harness) -> None:

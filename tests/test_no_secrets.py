@@ -251,8 +251,11 @@ def test_callback_errors_log_nothing_secret(scan: Scan, fake: FakeTikTok, client
     callback = fake.authorize(url)
     scan.secrets.add(parse_qs(urlsplit(callback).query)["code"][0])
     scan.raised(StateMismatchError, client.fetch_token, authorization_response=callback, state=state + "x")
-    denied = fake.authorize(client.create_authorization_url()[0], deny=True)
-    scan.raised(AuthorizationDeniedError, client.fetch_token, authorization_response=denied, state=None)
+    denied_url, denied_state = client.create_authorization_url()
+    denied = fake.authorize(denied_url, deny=True)
+    scan.raised(
+        AuthorizationDeniedError, client.fetch_token, authorization_response=denied, state=denied_state
+    )
     # The code is used (and dies) once; a second exchange and a made-up refresh token are refused.
     verifier = client.generate_code_verifier()
     url, state = client.create_authorization_url(code_verifier=verifier)

@@ -103,8 +103,51 @@ def check_transport(url: str) -> str:
 
 
 def host_with_port(url: str) -> str:
-    """The host of `url`, with its port when one is given (`127.0.0.1:8000`), lowercased."""
+    """The host of `url`, with its port when one is given (`127.0.0.1:8000`, `[::1]:8000`), lowercased."""
     return urlsplit(url).netloc.rpartition("@")[2].lower()
+
+
+def host_entry(host: str, port: int | None, scheme: str) -> str:
+    """How `allowed_hosts` spells a URL's host: `host`, or `host:port` off the scheme's default port.
+
+    IPv6 addresses go in brackets (`[::1]:8000`), whichever library parsed the URL (httpx and urllib give
+    the bare address).
+    """
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    if port is None or port == _DEFAULT_PORTS.get(scheme):
+        return host
+    return f"{host}:{port}"
+
+
+def normalise_allowed_hosts(hosts: Iterable[str]) -> frozenset[str]:
+    """Validate `allowed_hosts` entries (`host` or `host:port`, IPv6 in brackets) and lowercase them."""
+    if isinstance(hosts, str | bytes):
+        raise ValueError(  # noqa: TRY004 - API.md names ValueError, as for a malformed entry
+            "allowed_hosts takes an iterable of hosts, not one string: allowed_hosts={'open.tiktokapis.com'}"
+        )
+    entries = frozenset(hosts)
+    for entry in entries:
+        if not isinstance(entry, str) or not _is_host_entry(entry):
+            raise ValueError(
+                f"allowed_hosts entry {entry!r} is not a host: give 'host' or 'host:port' (IPv6 in brackets, "
+                "as '[::1]:8000'), without a scheme or a path"
+            )
+    return frozenset(entry.lower() for entry in entries)
+
+
+def _is_host_entry(entry: str) -> bool:
+    if not entry or any(c in entry for c in "/@?#\\") or any(c.isspace() for c in entry):
+        return False
+    if entry.startswith("["):
+        close = entry.find("]")
+        rest = entry[close + 1 :]
+        return close > 1 and (rest == "" or (rest[:1] == ":" and rest[1:].isdigit()))
+    host, separator, port = entry.partition(":")
+    return bool(host) and (not separator or port.isdigit())
+
+
+_DEFAULT_PORTS: Final = {"https": 443, "http": 80}
 
 
 # -- scopes (row 3) and PKCE (rows 5, 6) ----------------------------------------------------------
@@ -167,17 +210,22 @@ def authorization_url(
 def code_from_callback(authorization_response: str, expected_state: str | None) -> str:
     """Check TikTok's callback URL and return its authorization code, decoded exactly once (row 16).
 
-    The state is compared in constant time before anything else; an `error` parameter (the user declined,
-    or the app is misconfigured) raises `AuthorizationDeniedError`.
+    The state is required and compared in constant time before anything else (the CSRF check is never
+    skipped); an `error` parameter (the user declined, or the app is misconfigured) raises
+    `AuthorizationDeniedError`.
     """
+    if not expected_state:
+        raise ValueError(
+            "state= is required with authorization_response=: pass the state create_authorization_url "
+            "returned (the CSRF check is never skipped)"
+        )
     try:
         query = dict(parse_qsl(urlsplit(authorization_response).query, keep_blank_values=True))
     except ValueError:  # e.g. an unbalanced "[" in the host
         raise TikTokOAuthError("the callback URL is malformed", error="invalid_request") from None
-    if expected_state is not None:
-        received = query.get("state", "")
-        if not hmac.compare_digest(received.encode(), expected_state.encode()):
-            raise StateMismatchError("the callback's state does not match the one the login began with")
+    received = query.get("state", "")
+    if not hmac.compare_digest(received.encode(), expected_state.encode()):
+        raise StateMismatchError("the callback's state does not match the one the login began with")
     if "error" in query:
         raise AuthorizationDeniedError(
             query.get("error_description") or "TikTok did not grant access",
@@ -343,6 +391,13 @@ def error_for(call: TokenCall, reply: Reply) -> TikTokOAuthError | None:
     error, description = fields or (None, "")
     log_id = _log_id(body or {}, reply.headers)
     common: dict[str, Any] = {"error": error, "log_id": log_id, "status_code": status}
+    if 300 <= status < 400:
+        # Never followed: the form holds the client secret (and a refresh token) and must not go elsewhere.
+        return TikTokServerError(
+            f"TikTok answered with a redirect (HTTP {status}); token requests never follow redirects",
+            retryable=False,
+            **common,
+        )
     if status == 429 or error == "rate_limit_exceeded":
         retry_after = _retry_after(reply.headers)
         return RateLimitedError(
@@ -392,7 +447,7 @@ def token_from(call: TokenCall, reply: Reply, received_at: float) -> TikTokToken
         )
     for name in ("expires_in", "refresh_expires_in"):
         value = body.get(name)
-        if value is not None and not _is_lifetime(value):
+        if value is not None and (not _is_lifetime(value) or value <= 0):
             raise TikTokServerError(
                 f"TikTok's token response has a malformed {name}", status_code=reply.status_code
             )

@@ -7,9 +7,11 @@ send (httpx sync or async) and how they wait between attempts.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
-from collections.abc import Iterable
+import weakref
+from collections.abc import AsyncGenerator, Callable, Iterable
 from types import TracebackType
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
@@ -64,6 +66,26 @@ class _TikTokOAuth2Base(Generic[HttpClientT]):
         self._http: HttpClientT | None = http_client
         self._owns_http = http_client is None
         self._http_lock = threading.Lock()
+        _clients.add(self)
+
+    def _forget_inherited_http(self) -> None:
+        """In a forked child: drop the owned HTTP client (its connections are the parent's) and any held lock."""
+        self._http_lock = threading.Lock()
+        if self._owns_http and self._http is not None:
+            _inherited.append(self._http)  # never closed or collected here: its sockets belong to the parent
+            self._http = None
+
+    def _budget(self, deadline: float) -> float:
+        """Seconds the next attempt may take: `timeout`, or what is left of the call's overall deadline."""
+        return min(self.timeout, deadline - time.monotonic())
+
+    def _deadline(self) -> float:
+        """The overall deadline of one call with its retries (each attempt is bounded by `timeout` too)."""
+        return (
+            time.monotonic()
+            + _protocol.MAX_ATTEMPTS * self.timeout
+            + _protocol.MAX_ATTEMPTS * (_protocol.MAX_RETRY_AFTER)
+        )
 
     def _client(self) -> HttpClientT:
         # Made on first use: building an SSL context costs milliseconds that `__init__` need not pay.
@@ -176,20 +198,34 @@ class TikTokOAuth2Client(_TikTokOAuth2Base[httpx.Client]):
     def _run(self, call: TokenCall) -> TikTokToken | None:
         steps = _protocol.conversation(call)
         outcome: _protocol.Outcome = None
+        deadline = self._deadline()
         while True:
             try:
                 step = steps.send(outcome)
             except StopIteration as done:
                 return done.value  # type: ignore[no-any-return]
             if isinstance(step, Sleep):
-                time.sleep(step.seconds)
+                time.sleep(min(step.seconds, max(deadline - time.monotonic(), 0.0)))
                 outcome = None
                 continue
-            outcome = self._send(step)
+            outcome = self._send(step, self._budget(deadline))
 
-    def _send(self, step: Send) -> Reply | Exception:
+    def _send(self, step: Send, budget: float) -> Reply | Exception:
+        """One attempt, bounded as a whole by `budget` seconds: a trickling answer is cut."""
+        if budget <= 0:
+            return httpx.ConnectTimeout("the call's overall deadline passed before this attempt")
+        cut_at = time.monotonic() + budget
+        call = step.call
         try:
-            return _reply(self._client().post(step.call.url, data=step.call.data, headers=step.call.headers))
+            with self._client().stream(
+                "POST", call.url, data=call.data, headers=call.headers, timeout=budget, follow_redirects=False
+            ) as response:
+                chunks = []
+                for chunk in response.iter_bytes():
+                    chunks.append(chunk)
+                    if time.monotonic() > cut_at:
+                        raise httpx.ReadTimeout("TikTok's answer took longer than the timeout")
+                return Reply(response.status_code, response.headers, b"".join(chunks))
         except httpx.TransportError as exc:
             return exc
 
@@ -305,29 +341,59 @@ class AsyncTikTokOAuth2Client(_TikTokOAuth2Base[httpx.AsyncClient]):
 
     _http_class = httpx.AsyncClient
     _counterpart = "TikTokOAuth2Client with httpx.Client"
+    _http_loop: Callable[[], asyncio.AbstractEventLoop | None] = staticmethod(lambda: None)
+    _closer: AsyncGenerator[None, None] | None = None
 
     async def _run(self, call: TokenCall) -> TikTokToken | None:
         steps = _protocol.conversation(call)
         outcome: _protocol.Outcome = None
+        deadline = self._deadline()
         while True:
             try:
                 step = steps.send(outcome)
             except StopIteration as done:
                 return done.value  # type: ignore[no-any-return]
             if isinstance(step, Sleep):
-                await asyncio.sleep(step.seconds)
+                await asyncio.sleep(min(step.seconds, max(deadline - time.monotonic(), 0.0)))
                 outcome = None
                 continue
-            outcome = await self._send(step)
+            outcome = await self._send(step, self._budget(deadline))
 
-    async def _send(self, step: Send) -> Reply | Exception:
+    async def _send(self, step: Send, budget: float) -> Reply | Exception:
+        """One attempt, bounded as a whole by `budget` seconds: a trickling answer is cut."""
+        if budget <= 0:
+            return httpx.ConnectTimeout("the call's overall deadline passed before this attempt")
+        call = step.call
+        http = await self._loop_client()
         try:
-            response = await self._client().post(
-                step.call.url, data=step.call.data, headers=step.call.headers
-            )
+            async with asyncio.timeout(budget):
+                response = await http.post(
+                    call.url, data=call.data, headers=call.headers, timeout=budget, follow_redirects=False
+                )
         except httpx.TransportError as exc:
             return exc
+        except TimeoutError:
+            return httpx.ReadTimeout("TikTok's answer took longer than the timeout")
         return _reply(response)
+
+    async def _loop_client(self) -> httpx.AsyncClient:
+        """The HTTP client for the running event loop.
+
+        An owned client is made per event loop (connections cannot cross loops, so a client survives
+        successive `asyncio.run` calls); it is closed when its loop shuts its async generators down
+        (`asyncio.run` does), or by `aclose()`.
+        """
+        if not self._owns_http:
+            assert self._http is not None
+            return self._http
+        loop = asyncio.get_running_loop()
+        if self._http is not None and self._http_loop() is loop:
+            return self._http
+        self._http = http = httpx.AsyncClient(timeout=self.timeout)
+        self._http_loop = weakref.ref(loop)
+        self._closer = _closed_with_loop(http)
+        await anext(self._closer)  # registers with the loop: its shutdown closes the client
+        return http
 
     async def fetch_token(
         self,
@@ -362,9 +428,12 @@ class AsyncTikTokOAuth2Client(_TikTokOAuth2Base[httpx.AsyncClient]):
 
     async def aclose(self) -> None:
         """Close the HTTP client, unless it was passed in."""
-        if self._owns_http and self._http is not None:
-            await self._http.aclose()
-            self._http = None
+        if not self._owns_http or self._http is None:
+            return
+        closer, self._closer, self._http = self._closer, None, None
+        if closer is not None and self._http_loop() is asyncio.get_running_loop():
+            await closer.aclose()  # its `finally` closes the client
+        # Otherwise the client belonged to a loop that has ended, and that loop's shutdown closed it.
 
     async def __aenter__(self) -> Self:
         return self
@@ -373,3 +442,23 @@ class AsyncTikTokOAuth2Client(_TikTokOAuth2Base[httpx.AsyncClient]):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.aclose()
+
+
+async def _closed_with_loop(http: httpx.AsyncClient) -> AsyncGenerator[None, None]:
+    """Suspended for the loop's lifetime: the loop's `shutdown_asyncgens` (or `aclose`) closes `http`."""
+    try:
+        yield
+    finally:
+        await http.aclose()
+
+
+_clients: weakref.WeakSet[_TikTokOAuth2Base[Any]] = weakref.WeakSet()
+_inherited: list[object] = []
+
+
+def _after_fork_in_child() -> None:
+    for client in list(_clients):
+        client._forget_inherited_http()  # noqa: SLF001 - the module's own clients
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
