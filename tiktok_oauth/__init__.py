@@ -1,5 +1,6 @@
 """TikTok OAuth 2.0 for Python: an Authlib-based client, a refresh-once auth object, token stores."""
 
+from tiktok_oauth._api import unwrap
 from tiktok_oauth.auth import TikTokAuth
 from tiktok_oauth.client import AsyncTikTokOAuth2Client, TikTokOAuth2Client, generate_code_verifier
 from tiktok_oauth.errors import (
@@ -7,6 +8,7 @@ from tiktok_oauth.errors import (
     RateLimitedError,
     ReauthorizationRequiredError,
     StateMismatchError,
+    TikTokAPIError,
     TikTokOAuthError,
     TikTokServerError,
     TokenStoreError,
@@ -26,6 +28,7 @@ __all__ = [
     "RateLimitedError",
     "ReauthorizationRequiredError",
     "StateMismatchError",
+    "TikTokAPIError",
     "TikTokAuth",
     "TikTokOAuth2Client",
     "TikTokOAuthError",
@@ -35,4 +38,5 @@ __all__ = [
     "TokenStoreError",
     "__version__",
     "generate_code_verifier",
+    "unwrap",
 ]

@@ -7,6 +7,7 @@ TikTokOAuthError                    .error, .description, .log_id, .status_code 
 ├── ReauthorizationRequiredError    no token, refresh token expired or revoked: log in again
 ├── RateLimitedError                HTTP 429 / rate_limit_exceeded; .retry_after when the server gave one
 ├── TikTokServerError               5xx, timeouts, connection errors, bodies that are not JSON objects; .retryable, .retry_after
+├── TikTokAPIError                  a data API answer whose `error.code` is not "ok" (see `unwrap`)
 └── TokenStoreError                 a store cannot read or write
 ```
 
@@ -26,6 +27,7 @@ __all__ = [
     "RateLimitedError",
     "ReauthorizationRequiredError",
     "StateMismatchError",
+    "TikTokAPIError",
     "TikTokOAuthError",
     "TikTokServerError",
     "TokenStoreError",
@@ -149,6 +151,21 @@ class TikTokServerError(TikTokOAuthError):
 
     def _state(self) -> dict[str, Any]:
         return {**super()._state(), "retryable": self.retryable, "retry_after": self.retry_after}
+
+
+class TikTokAPIError(TikTokOAuthError):
+    """A data API (user info, video list, ...) answered with an `error.code` other than `"ok"`.
+
+    `unwrap()` raises it for `access_token_invalid`, `scope_not_authorized`, `scope_permission_missed`,
+    `invalid_params` and any other code that is neither a rate limit (`RateLimitedError`) nor a server
+    failure (`TikTokServerError`).
+
+    Attributes:
+        error: TikTok's `error.code`, e.g. `scope_not_authorized`.
+        description: TikTok's `error.message`.
+        log_id: TikTok's `error.log_id` (or its `x-tt-logid` header), which its support asks for.
+        status_code: the HTTP status of the answer.
+    """
 
 
 class TokenStoreError(TikTokOAuthError):
