@@ -343,6 +343,7 @@ def test_public_names_are_pinned() -> None:
             "RateLimitedError",
             "ReauthorizationRequiredError",
             "StateMismatchError",
+            "TikTokAPIError",
             "TikTokAuth",
             "TikTokOAuth2Client",
             "TikTokOAuthError",
@@ -351,5 +352,6 @@ def test_public_names_are_pinned() -> None:
             "TokenStoreError",
             "__version__",
             "generate_code_verifier",
+            "unwrap",
         ]
     )
