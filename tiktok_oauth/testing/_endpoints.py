@@ -1,4 +1,4 @@
-"""TikTok's HTTP endpoints as functions: routing, and the token, revoke and user info answers.
+"""TikTok's HTTP endpoints as functions: routing, and the token, revoke, user info and video list answers.
 
 Each takes the `TokenLedger` and returns a `FakeResponse`; the caller holds the fake's lock.
 """
@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import hmac
 import html
+import json
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from tiktok_oauth.testing._authorize import AUTHORIZE_PATH
-from tiktok_oauth.testing._ledger import OAuthRefusal, TokenLedger
+from tiktok_oauth.testing._ledger import Grant, OAuthRefusal, TokenLedger
 from tiktok_oauth.testing._models import (
     FakeResponse,
     api_response,
@@ -19,15 +20,19 @@ from tiktok_oauth.testing._models import (
     new_log_id,
     oauth_error,
 )
+from tiktok_oauth.testing._videos import DEFAULT_COUNT, MAX_COUNT, VIDEO_FIELDS, page_of_videos
 
 __all__ = [
     "REVOKE_PATH",
     "TOKEN_PATH",
     "USER_INFO_FIELDS",
     "USER_INFO_PATH",
+    "VIDEO_LIST_FIELDS",
+    "VIDEO_LIST_PATH",
     "answer_revoke",
     "answer_token",
     "answer_user_info",
+    "answer_video_list",
     "endpoint_of",
     "error_page",
 ]
@@ -36,21 +41,26 @@ TOKEN_PATH = "/v2/oauth/token/"  # noqa: S105 - a path, not a password
 REVOKE_PATH = "/v2/oauth/revoke/"
 USER_INFO_PATH = "/v2/user/info/"
 USER_INFO_FIELDS = "open_id,union_id,avatar_url,display_name"
+VIDEO_LIST_PATH = "/v2/video/list/"
+VIDEO_LIST_FIELDS = ",".join(VIDEO_FIELDS)
 _ROUTES = {
     ("GET", AUTHORIZE_PATH): "authorize",
     ("POST", TOKEN_PATH): "token",
     ("POST", REVOKE_PATH): "revoke",
     ("GET", USER_INFO_PATH): "user_info",
+    ("POST", VIDEO_LIST_PATH): "video_list",
 }
 _HOST_ENDPOINTS = {
     "www.tiktok.com": {"authorize"},
-    "open.tiktokapis.com": {"token", "revoke", "user_info"},
+    "open.tiktokapis.com": {"token", "revoke", "user_info", "video_list"},
 }
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost"})
 
 
 def endpoint_of(method: str, url: str) -> str | None:
-    """Name the endpoint (`authorize`, `token`, `revoke`, `user_info`) `method url` reaches, if any.
+    """Name the endpoint (`authorize`, `token`, `revoke`, `user_info`, `video_list`) `method url` reaches.
+
+    None when it reaches none.
 
     TikTok's hosts answer their own paths over https; loopback hosts (`serve()`) answer all of them.
     """
@@ -98,28 +108,74 @@ def answer_revoke(
 def answer_user_info(ledger: TokenLedger, url: str, headers: dict[str, str]) -> FakeResponse:
     """Answer `GET /v2/user/info/` in the v2 `data`/`error` envelope."""
     log_id = new_log_id()
-    scheme, _, token = headers.get("authorization", "").partition(" ")
-    grant = None
-    if scheme.lower() == "bearer":
-        grant = ledger.grant_for_access_token(token.strip())
-    if grant is None:
-        message = "The access token is invalid or not found in the request."
-        return api_response(401, log_id, code="access_token_invalid", message=message)
-    if "user.info.basic" not in grant.scopes:
-        message = "The user did not authorize the scope required for completing this request."
-        return api_response(401, log_id, code="scope_not_authorized", message=message)
-    fields = parse_qs(urlsplit(url).query).get("fields", [""])[0]
+    grant = _bearer_grant(ledger, headers, "user.info.basic", log_id)
+    if isinstance(grant, FakeResponse):
+        return grant
+    fields = _fields(url)
     if not fields:
-        message = "The fields parameter is required."
-        return api_response(400, log_id, code="invalid_params", message=message)
+        return _invalid_params(log_id, "The fields parameter is required.")
     profile = {
         "open_id": grant.open_id,
         "union_id": f"union-{grant.open_id}",
         "avatar_url": f"https://p16-sign.tiktokcdn.com/fake/{grant.open_id}.jpeg",
         "display_name": f"Fake user {grant.open_id}",
     }
-    user = {name: profile[name] for name in fields.split(",") if name in profile}
+    user = {name: profile[name] for name in fields if name in profile}
     return api_response(200, log_id, data={"user": user})
+
+
+def answer_video_list(ledger: TokenLedger, url: str, headers: dict[str, str], body: bytes) -> FakeResponse:
+    """Answer `POST /v2/video/list/?fields=...` with a JSON body `{"cursor", "max_count"}` (row 26)."""
+    log_id = new_log_id()
+    grant = _bearer_grant(ledger, headers, "video.list", log_id)
+    if isinstance(grant, FakeResponse):
+        return grant
+    fields = _fields(url)
+    if not fields:
+        return _invalid_params(log_id, "The fields parameter is required.")
+    try:
+        request = json.loads(body) if body.strip() else {}
+    except (ValueError, RecursionError):
+        return _invalid_params(log_id, "The request body is not valid JSON.")
+    if not isinstance(request, dict):
+        return _invalid_params(log_id, "The request body must be a JSON object.")
+    cursor = request.get("cursor")
+    max_count = request.get("max_count", DEFAULT_COUNT)
+    if cursor is not None and (not _is_int(cursor) or cursor < 0):
+        return _invalid_params(log_id, "cursor must be a non-negative integer (a UTC timestamp in ms).")
+    if not _is_int(max_count) or not 1 <= max_count <= MAX_COUNT:
+        return _invalid_params(log_id, f"max_count must be an integer from 1 to {MAX_COUNT}.")
+    page = page_of_videos(grant.open_id, fields, cursor, max_count)
+    data = {"videos": page.videos, "cursor": page.cursor, "has_more": page.has_more}
+    return api_response(200, log_id, data=data)
+
+
+def _bearer_grant(
+    ledger: TokenLedger, headers: dict[str, str], scope: str, log_id: str
+) -> Grant | FakeResponse:
+    """The live grant behind the request's bearer token, if it has `scope`; else the 401 TikTok sends."""
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    grant = ledger.grant_for_access_token(token.strip()) if scheme.lower() == "bearer" else None
+    if grant is None:
+        message = "The access token is invalid or not found in the request."
+        return api_response(401, log_id, code="access_token_invalid", message=message)
+    if scope not in grant.scopes:
+        message = "The user did not authorize the scope required for completing this request."
+        return api_response(401, log_id, code="scope_not_authorized", message=message)
+    return grant
+
+
+def _fields(url: str) -> list[str]:
+    value = parse_qs(urlsplit(url).query).get("fields", [""])[0]
+    return [name for name in value.split(",") if name]
+
+
+def _invalid_params(log_id: str, message: str) -> FakeResponse:
+    return api_response(400, log_id, code="invalid_params", message=message)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _grant(ledger: TokenLedger, grant_type: str, form: dict[str, str]) -> dict[str, Any]:

@@ -16,9 +16,12 @@ from tiktok_oauth.testing._endpoints import (
     TOKEN_PATH,
     USER_INFO_FIELDS,
     USER_INFO_PATH,
+    VIDEO_LIST_FIELDS,
+    VIDEO_LIST_PATH,
     answer_revoke,
     answer_token,
     answer_user_info,
+    answer_video_list,
     endpoint_of,
     error_page,
 )
@@ -39,7 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FakeTikTok"]
 
-_ENDPOINT_NAMES = frozenset({"authorize", "token", "revoke", "user_info"})
+_ENDPOINT_NAMES = frozenset({"authorize", "token", "revoke", "user_info", "video_list"})
 
 
 @dataclass
@@ -51,7 +54,7 @@ class _Fault:
 
 
 class FakeTikTok:
-    """An emulator of TikTok's OAuth v2 endpoints (authorize, token, revoke, user info) for tests.
+    """An emulator of TikTok's OAuth v2 endpoints (authorize, token, revoke, user info, video list) for tests.
 
     It answers TikTok's real URLs through `transport()`, `async_transport()` and `mount()`, or
     loopback URLs through `serve()`, with the quirks of TikTok's v2 API: `client_key`, comma-separated
@@ -143,6 +146,16 @@ class FakeTikTok:
         base = "https://open.tiktokapis.com" if base_url is None else base_url.rstrip("/")
         return f"{base}{USER_INFO_PATH}?fields={USER_INFO_FIELDS}"
 
+    def video_list_url(self, base_url: str | None = None) -> str:
+        """Return the video list URL (POST it) asking for every field, on TikTok's host or on `base_url`.
+
+        Each user has the same 12 videos, one a day, newest first; the JSON body takes `cursor` and
+        `max_count` (10 when left out, at most 20), and the answer's `data` holds `videos`, `cursor`
+        (send it back for the next page) and `has_more`.
+        """
+        base = "https://open.tiktokapis.com" if base_url is None else base_url.rstrip("/")
+        return f"{base}{VIDEO_LIST_PATH}?fields={VIDEO_LIST_FIELDS}"
+
     def fail_next(
         self,
         status: int = 503,
@@ -175,10 +188,22 @@ class FakeTikTok:
         fault = _Fault(_checked_endpoint(endpoint), _checked_times(times), None, processed)
         self._add_fault(fault)
 
-    def expire_access_tokens(self) -> None:
-        """Expire every access token issued so far (user info then answers 401 access_token_invalid)."""
+    def expire_access_tokens(self, open_id: str | None = None) -> None:
+        """Expire every access token issued so far, or only user `open_id`'s.
+
+        The data APIs then answer 401 `access_token_invalid`; refresh tokens keep working.
+        """
         with self._lock:
-            self._ledger.expire_access_tokens()
+            self._ledger.expire_access_tokens(open_id)
+
+    def revoke_grants(self, open_id: str) -> None:
+        """Play user `open_id` removing the app: every access and refresh token of theirs dies.
+
+        The data APIs answer 401 `access_token_invalid` to their access tokens, and a refresh gets
+        `invalid_grant`. A later login of the same user gets a new, working grant.
+        """
+        with self._lock:
+            self._ledger.revoke_grants(open_id)
 
     def request_delay(self, method: str, url: str) -> float:
         """Seconds a transport should sleep before `handle`: `token_delay` for the token endpoint."""
@@ -277,6 +302,8 @@ class FakeTikTok:
             return answer_revoke(self._ledger, client, url, headers, body)
         if endpoint == "user_info":
             return answer_user_info(self._ledger, url, headers)
+        if endpoint == "video_list":
+            return answer_video_list(self._ledger, url, headers, body)
         return api_response(404, new_log_id(), code="not_found", message="No such endpoint.")
 
 

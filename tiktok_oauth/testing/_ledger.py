@@ -155,10 +155,17 @@ class TokenLedger:
             return None
         return entry.grant
 
-    def expire_access_tokens(self) -> None:
-        """Make every access token issued so far expired."""
+    def revoke_grants(self, open_id: str) -> None:
+        """The user `open_id` removed the app: every grant of theirs dies, with its access tokens."""
+        for grant in self._grants_by_refresh_token.values():
+            if grant.open_id == open_id:
+                grant.revoked = True
+
+    def expire_access_tokens(self, open_id: str | None = None) -> None:
+        """Make every access token issued so far expired: those of user `open_id`, or all when None."""
         for entry in self._access_tokens.values():
-            entry.expires_at = -math.inf
+            if open_id is None or (entry.grant is not None and entry.grant.open_id == open_id):
+                entry.expires_at = -math.inf
 
     def _issue(self, grant: Grant, expires_in: int) -> dict[str, Any]:
         access_token = f"act.{random_string()}"
