@@ -1,5 +1,7 @@
 """TikTok OAuth 2.0 for Python: an Authlib-based client, a refresh-once auth object, token stores."""
 
+from typing import TYPE_CHECKING, Any
+
 from tiktok_oauth._api import unwrap
 from tiktok_oauth.auth import TikTokAuth
 from tiktok_oauth.client import AsyncTikTokOAuth2Client, TikTokOAuth2Client, generate_code_verifier
@@ -14,8 +16,10 @@ from tiktok_oauth.errors import (
     TokenStoreError,
 )
 from tiktok_oauth.stores import AsyncTokenStore, MemoryTokenStore, TokenStore
-from tiktok_oauth.stores.file import FileTokenStore
 from tiktok_oauth.token import TikTokToken
+
+if TYPE_CHECKING:
+    from tiktok_oauth.stores.file import FileTokenStore
 
 __version__ = "0.1.0"
 
@@ -40,3 +44,12 @@ __all__ = [
     "generate_code_verifier",
     "unwrap",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # FileTokenStore brings filelock, which costs more at import than the rest of the package.
+    if name == "FileTokenStore":
+        from tiktok_oauth.stores.file import FileTokenStore  # noqa: PLC0415 - on first use
+
+        return FileTokenStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

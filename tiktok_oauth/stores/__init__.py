@@ -15,12 +15,14 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from tiktok_oauth.stores._codec import copy_token, decode_token, encode_token
 from tiktok_oauth.stores._locking import poll_lock
-from tiktok_oauth.stores.file import FileTokenStore
 from tiktok_oauth.token import TikTokToken
+
+if TYPE_CHECKING:
+    from tiktok_oauth.stores.file import FileTokenStore
 
 __all__ = [
     "AsyncLockingTokenStore",
@@ -138,3 +140,12 @@ class MemoryTokenStore:
         with self._mutex:
             keys = sorted(self._tokens)
         return f"MemoryTokenStore(keys={keys!r})"
+
+
+def __getattr__(name: str) -> Any:
+    # FileTokenStore brings filelock: imported when first asked for, not with every store.
+    if name == "FileTokenStore":
+        from tiktok_oauth.stores.file import FileTokenStore  # noqa: PLC0415 - on first use
+
+        return FileTokenStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
