@@ -6,20 +6,24 @@ send (httpx sync or async) and how they wait between attempts.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import threading
 import time
 import weakref
 from collections.abc import AsyncGenerator, Callable, Iterable
 from types import TracebackType
-from typing import Any, ClassVar, Generic, Self, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar
 
 import httpx
 
 from tiktok_oauth import _protocol
 from tiktok_oauth._protocol import Reply, Send, Sleep, TokenCall
 from tiktok_oauth.token import TikTokToken
+
+if TYPE_CHECKING:
+    # asyncio costs about 13 ms at import; the async client's methods import it when they run, and by
+    # then the event loop that runs them has loaded it.
+    import asyncio
 
 __all__ = ["AsyncTikTokOAuth2Client", "TikTokOAuth2Client", "generate_code_verifier"]
 
@@ -354,6 +358,8 @@ class AsyncTikTokOAuth2Client(_TikTokOAuth2Base[httpx.AsyncClient]):
             except StopIteration as done:
                 return done.value  # type: ignore[no-any-return]
             if isinstance(step, Sleep):
+                import asyncio  # noqa: PLC0415 - see the top of the module
+
                 await asyncio.sleep(min(step.seconds, max(deadline - time.monotonic(), 0.0)))
                 outcome = None
                 continue
@@ -365,6 +371,8 @@ class AsyncTikTokOAuth2Client(_TikTokOAuth2Base[httpx.AsyncClient]):
             return httpx.ConnectTimeout("the call's overall deadline passed before this attempt")
         call = step.call
         http = await self._loop_client()
+        import asyncio  # noqa: PLC0415
+
         try:
             async with asyncio.timeout(budget):
                 response = await http.post(
@@ -386,6 +394,8 @@ class AsyncTikTokOAuth2Client(_TikTokOAuth2Base[httpx.AsyncClient]):
         if not self._owns_http:
             assert self._http is not None
             return self._http
+        import asyncio  # noqa: PLC0415
+
         loop = asyncio.get_running_loop()
         if self._http is not None and self._http_loop() is loop:
             return self._http
@@ -430,6 +440,8 @@ class AsyncTikTokOAuth2Client(_TikTokOAuth2Base[httpx.AsyncClient]):
         """Close the HTTP client, unless it was passed in."""
         if not self._owns_http or self._http is None:
             return
+        import asyncio  # noqa: PLC0415
+
         closer, self._closer, self._http = self._closer, None, None
         if closer is not None and self._http_loop() is asyncio.get_running_loop():
             await closer.aclose()  # its `finally` closes the client
