@@ -1,4 +1,5 @@
-"""`alock(key)` of the sync stores (memory, file): asyncio code waits without blocking the loop."""
+"""`lock`/`alock(key)` of the sync stores (memory, file): asyncio code waits without blocking the loop,
+every wait ends after `lock_timeout`, and a lock may be left on another thread than it was entered on."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tiktok_oauth.errors import TokenStoreError
 from tiktok_oauth.stores import FileTokenStore, MemoryTokenStore
 
 Store = MemoryTokenStore | FileTokenStore
@@ -18,8 +20,54 @@ Store = MemoryTokenStore | FileTokenStore
 @pytest.fixture(params=["memory", "file"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
     if request.param == "memory":
-        return MemoryTokenStore(poll_interval=0.005)
-    return FileTokenStore(tmp_path, poll_interval=0.005)
+        return MemoryTokenStore(poll_interval=0.005, lock_timeout=0.3)
+    return FileTokenStore(tmp_path, poll_interval=0.005, lock_timeout=0.3)
+
+
+def test_the_wait_limit_is_a_public_constructor_argument(tmp_path: Path) -> None:
+    assert MemoryTokenStore().lock_timeout == 30.0
+    assert MemoryTokenStore(lock_timeout=2.5).lock_timeout == 2.5
+    assert FileTokenStore(tmp_path, lock_timeout=2.5).lock_timeout == 2.5
+
+
+def test_lock_and_alock_raise_token_store_error_after_lock_timeout(store: Store) -> None:
+    async def wait_async() -> None:
+        async with store.alock("default"):
+            pytest.fail("acquired a lock that another thread holds")
+
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with store.lock("default"):
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        assert held.wait(5)
+        with pytest.raises(TokenStoreError, match=r"timed out after 0\.3 s"), store.lock("default"):
+            pytest.fail("acquired a lock that another thread holds")
+        with pytest.raises(TokenStoreError, match=r"timed out after 0\.3 s"):
+            asyncio.run(wait_async())
+    finally:
+        release.set()
+        thread.join()
+    with store.lock("default"):  # free again
+        pass
+
+
+def test_a_lock_entered_on_one_thread_can_be_left_on_another(store: Store) -> None:
+    # What `asyncio.to_thread` does to a sync store's lock under httpx.AsyncClient.
+    manager = store.lock("default")
+    entering = threading.Thread(target=manager.__enter__)
+    entering.start()
+    entering.join()
+    leaving = threading.Thread(target=manager.__exit__, args=(None, None, None))
+    leaving.start()
+    leaving.join()
+    with store.lock("default"):  # released for real
+        pass
 
 
 def test_alock_excludes_another_task_on_the_same_loop(store: Store) -> None:

@@ -27,17 +27,18 @@ def store(tmp_path: Path) -> FileTokenStore:
     return store
 
 
-def test_a_stat_failure_names_the_path(store: FileTokenStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(Path, "stat", refuse)
-    with pytest.raises(TokenStoreError, match="Permission denied") as caught:
-        store.get("k")
-    assert str(store.token_path("k")) in str(caught.value)
-
-
-def test_a_file_that_vanishes_between_stat_and_open(
+def test_a_directory_stat_failure_names_the_directory(
     store: FileTokenStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fresh = FileTokenStore(store.path)
+    monkeypatch.setattr(Path, "stat", refuse)
+    with pytest.raises(TokenStoreError, match="Permission denied") as caught:
+        FileTokenStore(store.path).get("k")
+    assert str(store.path) in str(caught.value)
+
+
+def test_a_file_that_vanishes_before_it_is_opened_is_no_token(
+    store: FileTokenStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real_open = os.open
 
     def vanish(path: Any, *args: Any, **kwargs: Any) -> int:
@@ -46,8 +47,38 @@ def test_a_file_that_vanishes_between_stat_and_open(
         return real_open(path, *args, **kwargs)
 
     monkeypatch.setattr(os, "open", vanish)
-    with pytest.raises(TokenStoreError, match="vanished"):
-        fresh.get("k")
+    assert FileTokenStore(store.path).get("k") is None
+
+
+def temporary_files(store: FileTokenStore) -> list[str]:
+    return [p.name for p in store.path.iterdir() if p.name.endswith(".tmp")]
+
+
+INTERRUPTIONS = {
+    "KeyboardInterrupt in fsync": ("fsync", KeyboardInterrupt),
+    "SystemExit in fsync": ("fsync", SystemExit),
+    "KeyboardInterrupt before the rename": ("replace", KeyboardInterrupt),
+    "a BaseException subclass in write": ("write", GeneratorExit),
+}
+
+
+@pytest.mark.parametrize(("where", "exception"), INTERRUPTIONS.values(), ids=INTERRUPTIONS.keys())
+def test_an_interrupted_write_removes_its_temporary_file_and_re_raises(
+    store: FileTokenStore, monkeypatch: pytest.MonkeyPatch, where: str, exception: type[BaseException]
+) -> None:
+    before = store.token_path("k").read_bytes()
+
+    def interrupt(*_: Any, **__: Any) -> Any:
+        assert temporary_files(store), "the temporary file should exist at this point"
+        raise exception
+
+    target = {"fsync": (os, "fsync"), "replace": (Path, "replace"), "write": (os, "fchmod")}[where]
+    monkeypatch.setattr(*target, interrupt)
+    with pytest.raises(exception):
+        store.set("k", make_token(2))
+    monkeypatch.undo()
+    assert temporary_files(store) == []
+    assert store.token_path("k").read_bytes() == before
 
 
 def test_a_failed_write_leaves_the_old_token_and_no_temporary_file(

@@ -2,8 +2,10 @@
 
 A store maps a string key to a `TikTokToken`. Implement `TokenStore` (or `AsyncTokenStore`, the same
 methods as coroutines) without inheriting from anything; add `lock(key)` and `TikTokAuth` uses it to
-refresh once across everyone sharing the store. `RedisTokenStore` lives in `tiktok_oauth.stores.redis`
-so that this package never imports `redis`.
+refresh once across everyone sharing the store. `keys()` and `expiring(before)` are optional too
+(`ListingTokenStore`, `AsyncListingTokenStore`): `refresh_due` and `tiktok-oauth token list` use them
+when a store has them. `RedisTokenStore` lives in `tiktok_oauth.stores.redis` so that this package
+never imports `redis`.
 
 Note that `isinstance` against a `runtime_checkable` protocol only checks that the methods exist: a
 sync store passes `isinstance(store, AsyncTokenStore)` too. Tell them apart with
@@ -14,10 +16,11 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from tiktok_oauth.stores._codec import copy_token, decode_token, encode_token
+from tiktok_oauth.errors import TokenStoreError
+from tiktok_oauth.stores._codec import copy_token, decode_token, encode_token, expires_before
 from tiktok_oauth.stores._locking import poll_lock
 from tiktok_oauth.token import TikTokToken
 
@@ -25,9 +28,11 @@ if TYPE_CHECKING:
     from tiktok_oauth.stores.file import FileTokenStore
 
 __all__ = [
+    "AsyncListingTokenStore",
     "AsyncLockingTokenStore",
     "AsyncTokenStore",
     "FileTokenStore",
+    "ListingTokenStore",
     "LockingTokenStore",
     "MemoryTokenStore",
     "TokenStore",
@@ -61,6 +66,26 @@ class LockingTokenStore(TokenStore, Protocol):
 
 
 @runtime_checkable
+class ListingTokenStore(TokenStore, Protocol):
+    """A `TokenStore` that can list what it holds. Optional: used where present.
+
+    Neither method lists lock files, lock keys or other bookkeeping, and both may be called while
+    a lock is held (by this store object or anyone else).
+    """
+
+    def keys(self) -> Iterable[str]:
+        """The keys of the stored tokens, exactly as they were given to `set`, in no given order."""
+        ...
+
+    def expiring(self, before: float) -> Iterable[str]:
+        """The keys whose access token's `expires_at` is strictly less than the epoch time `before`.
+
+        Tokens already expired are included; a token with no `expires_at` is never listed.
+        """
+        ...
+
+
+@runtime_checkable
 class AsyncTokenStore(Protocol):
     """An asynchronous token store: `TokenStore` with coroutine methods."""
 
@@ -86,19 +111,36 @@ class AsyncLockingTokenStore(AsyncTokenStore, Protocol):
         ...
 
 
+@runtime_checkable
+class AsyncListingTokenStore(AsyncTokenStore, Protocol):
+    """An `AsyncTokenStore` whose `keys()` and `expiring(before)` are async iterables (`async for`)."""
+
+    def keys(self) -> AsyncIterable[str]:
+        """The keys of the stored tokens, exactly as they were given to `set`, in no given order."""
+        ...
+
+    def expiring(self, before: float) -> AsyncIterable[str]:
+        """The keys whose access token's `expires_at` is strictly less than the epoch time `before`."""
+        ...
+
+
 class MemoryTokenStore:
     """Tokens in a dict, for one process: the default store of `TikTokAuth`.
 
     It stores and returns copies, so mutating a token you passed in or got back never changes the
-    stored one. `lock(key)` is a per-key `threading.Lock` (not reentrant), so several auth objects
-    sharing one `MemoryTokenStore` refresh once; `alock(key)` waits for the same lock from asyncio
-    code without blocking the event loop.
+    stored one. `lock(key)` is a per-key `threading.Lock` (not reentrant; it may be released by
+    another thread than the one that took it), so several auth objects sharing one
+    `MemoryTokenStore` refresh once; `alock(key)` waits for the same lock from asyncio code without
+    blocking the event loop. Both raise `TokenStoreError` after waiting `lock_timeout` seconds.
+    `keys()` and `expiring(before)` list a snapshot of the stored tokens.
 
     Args:
+        lock_timeout: seconds `lock` and `alock` wait for another holder before `TokenStoreError`.
         poll_interval: seconds `alock` sleeps between attempts while the lock is held elsewhere.
     """
 
-    def __init__(self, *, poll_interval: float = 0.005) -> None:
+    def __init__(self, *, lock_timeout: float = 30.0, poll_interval: float = 0.005) -> None:
+        self.lock_timeout = lock_timeout
         self.poll_interval = poll_interval
         self._tokens: dict[str, TikTokToken] = {}
         self._key_locks: dict[str, threading.Lock] = {}
@@ -121,20 +163,46 @@ class MemoryTokenStore:
         with self._mutex:
             self._tokens.pop(key, None)
 
+    def keys(self) -> Iterator[str]:
+        """The keys of the stored tokens (a snapshot taken when called)."""
+        with self._mutex:
+            keys = list(self._tokens)
+        return iter(keys)
+
+    def expiring(self, before: float) -> Iterator[str]:
+        """The keys whose access token expires strictly before `before` (a snapshot taken when called)."""
+        with self._mutex:
+            keys = [key for key, token in self._tokens.items() if expires_before(token, before)]
+        return iter(keys)
+
     def _lock_for(self, key: str) -> threading.Lock:
         with self._mutex:
             return self._key_locks.setdefault(key, threading.Lock())
 
+    def _timed_out(self, key: str) -> TokenStoreError:
+        return TokenStoreError(f"timed out after {self.lock_timeout} s waiting for the lock of {key!r}")
+
     @contextlib.contextmanager
     def lock(self, key: str) -> Iterator[None]:
-        """Hold the per-key lock for `key` (blocking this thread while another holds it)."""
-        with self._lock_for(key):
+        """Hold the per-key lock for `key`, blocking this thread; `TokenStoreError` after `lock_timeout`."""
+        lock = self._lock_for(key)
+        if not lock.acquire(timeout=self.lock_timeout):
+            raise self._timed_out(key)
+        try:
             yield
+        finally:
+            lock.release()
 
     def alock(self, key: str) -> contextlib.AbstractAsyncContextManager[None]:
         """Hold the same per-key lock from asyncio code, polling instead of blocking the loop."""
         lock = self._lock_for(key)
-        return poll_lock(lambda: lock.acquire(blocking=False), lock.release, poll_interval=self.poll_interval)
+        return poll_lock(
+            lambda: lock.acquire(blocking=False),
+            lock.release,
+            poll_interval=self.poll_interval,
+            give_up_after=self.lock_timeout,
+            on_timeout=lambda: self._timed_out(key),
+        )
 
     def __repr__(self) -> str:
         with self._mutex:

@@ -1,16 +1,17 @@
-"""How every store turns a `TikTokToken` into text and back, and copies it (no I/O here)."""
+"""How every store turns a `TikTokToken` into text and back, copies it, and reads its expiry (no I/O)."""
 
 from __future__ import annotations
 
 import copy
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
 from tiktok_oauth.errors import TokenStoreError
 from tiktok_oauth.token import TikTokToken
 
-__all__ = ["copy_token", "decode_token", "encode_token"]
+__all__ = ["access_expiry", "copy_token", "decode_token", "encode_token", "expires_before"]
 
 # A TikTok token is well under 4 KiB; anything much larger is not one of ours.
 MAX_TOKEN_BYTES = 1 << 20
@@ -59,3 +60,22 @@ def decode_token(data: bytes | str, where: str) -> TikTokToken:
     if not isinstance(value.get("access_token"), str):
         raise TokenStoreError(f"corrupt token in {where}: no access_token")
     return TikTokToken(value)
+
+
+def access_expiry(token: Mapping[str, Any]) -> float | None:
+    """The access token's `expires_at` as a float, or None when the token has no usable one.
+
+    The one rule every store's `expiring(before)` follows: a missing, non-numeric (booleans
+    included) or non-finite `expires_at` means "no expiry", and such a token is never listed.
+    """
+    value = token.get("expires_at")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    expiry = float(value)
+    return expiry if math.isfinite(expiry) else None
+
+
+def expires_before(token: Mapping[str, Any], before: float) -> bool:
+    """Whether `token`'s access token expires strictly before the epoch time `before`."""
+    expiry = access_expiry(token)
+    return expiry is not None and expiry < before
