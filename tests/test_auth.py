@@ -328,7 +328,7 @@ def test_client_credentials_mode_fetches_and_refetches_a_client_token(
         assert first.access_token.startswith("clt.")
         first["expires_at"] = int(_clock.now())
         store.set("app", first)
-        auth._current = (None, 0.0, "")  # forget the cached copy, as a new process would
+        auth._source.forget()  # forget the cached copy, as a new process would
         api.get("https://open.tiktokapis.com/v2/research/video/query/")
     assert fake.grant_count("client_credentials") == 2
 
@@ -578,7 +578,7 @@ def test_other_401_bodies_do_not_refresh(
 
 
 def test_a_malformed_url_gets_no_token(auth: TikTokAuth) -> None:
-    assert not auth._str_url_allowed("https://[::1/")
+    assert not auth._hosts.allows_str("https://[::1/")
 
 
 def expired_token_body(fake: FakeTikTok) -> TikTokToken:
@@ -626,26 +626,78 @@ def test_refreshes_and_retries_are_logged_without_secrets(
 def test_in_process_locks_live_as_long_as_their_store() -> None:
     import gc
 
-    from tiktok_oauth.auth import _locks
+    from tiktok_oauth.auth._locks import locks
 
-    before = len(_locks._by_store)
+    before = len(locks._by_store)
     for _ in range(100):
         store = MemoryTokenStore()
-        assert _locks.thread_lock(store, "k") is _locks.thread_lock(store, "k")
+        assert locks.thread_lock(store, "k") is locks.thread_lock(store, "k")
         del store
     gc.collect()
-    assert len(_locks._by_store) <= before
+    assert len(locks._by_store) <= before
 
 
-def test_in_process_locks_work_for_stores_that_cannot_be_weakly_referenced() -> None:
-    from tiktok_oauth.auth import _locks
+class SlottedStore:
+    """A store that cannot be weakly referenced (no __weakref__ slot)."""
 
-    class SlottedStore:
-        __slots__ = ()
+    __slots__ = ("_d",)
+
+    def __init__(self) -> None:
+        self._d: dict[str, TikTokToken] = {}
+
+    def get(self, key: str) -> TikTokToken | None:
+        return self._d.get(key)
+
+    def set(self, key: str, token: TikTokToken) -> None:
+        self._d[key] = token
+
+    def delete(self, key: str) -> None:
+        self._d.pop(key, None)
+
+
+def test_in_process_locks_work_for_stores_that_cannot_be_weakly_referenced(
+    client: TikTokOAuth2Client,
+) -> None:
+    from tiktok_oauth.auth._locks import locks
 
     store = SlottedStore()
-    assert _locks.thread_lock(store, "k") is _locks.thread_lock(store, "k")
-    assert _locks.thread_lock(store, "k") is not _locks.thread_lock(store, "other")
+    auth = TikTokAuth(client, store)
+    assert auth.store is store
+    assert locks.thread_lock(store, "k") is locks.thread_lock(store, "k")
+    assert locks.thread_lock(store, "k") is not locks.thread_lock(store, "other")
+
+
+def test_item10_lock_tables_of_unreferenceable_stores_are_freed(client: TikTokOAuth2Client) -> None:
+    import gc
+
+    from tiktok_oauth.auth._locks import locks
+
+    before = len(locks._by_id)
+    for _ in range(1000):
+        store = SlottedStore()
+        auth = TikTokAuth(client, store)
+        locks.thread_lock(store, "default")
+        del auth, store
+    gc.collect()
+    assert len(locks._by_id) <= before
+
+
+def test_item10_a_recycled_id_does_not_share_a_dead_stores_locks(client: TikTokOAuth2Client) -> None:
+    import gc
+
+    from tiktok_oauth.auth._locks import locks
+
+    seen: dict[int, object] = {}
+    for _ in range(200):
+        store = SlottedStore()
+        auth = TikTokAuth(client, store)
+        lock = locks.thread_lock(store, "default")
+        lock.acquire()  # a lock a dead store's user left held must never block a new store
+        old = seen.get(id(store))
+        assert old is None or old is not lock
+        seen[id(store)] = lock
+        del auth, store
+        gc.collect()
 
 
 class FlakyStore(MemoryTokenStore):

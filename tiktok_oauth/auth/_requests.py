@@ -1,0 +1,91 @@
+"""The requests driver (also niquests' sync `Session`): a callable plus a response hook; requests is never imported.
+
+A fresh token for a plainly allowed URL takes the fast path: the header and one bound hook, and the flow
+starts only on a 401. The retry after a 401 follows requests' `HTTPDigestAuth.handle_401`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Generator
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from tiktok_oauth.auth._flow import flow
+from tiktok_oauth.auth._httpx import drive_sync
+
+if TYPE_CHECKING:
+    from tiktok_oauth.auth._flow import Hosts
+    from tiktok_oauth.auth._source import TokenSource
+
+
+class RequestsDriver:
+    """`__call__` and the response hooks of `TikTokAuth` for requests-style sessions."""
+
+    _source: TokenSource
+    _hosts: Hosts
+    _requests_fast_hook: Any
+
+    def __call__(self, request: Any) -> Any:
+        """Drive the flow for requests: `session.auth = auth` calls this with each `PreparedRequest`."""
+        body = request.body
+        bearer = self._source.fresh_bearer()
+        if (
+            bearer is not None
+            and (body is None or type(body) in (bytes, str))
+            and request.url.startswith(self._hosts.prefixes)
+        ):
+            # Fast path: a fresh token for a plainly allowed URL; the flow starts only on a 401.
+            request.headers["Authorization"] = bearer
+            request.hooks["response"].append(self._requests_fast_hook)
+            return request
+        if not self._hosts.allows_str(request.url):
+            return request  # another host: the token never goes there
+        position = body.tell() if hasattr(body, "tell") else None
+        replayable = body is None or isinstance(body, bytes | str) or position is not None
+        steps = flow(request, replayable=replayable)
+        prepared = drive_sync(self._source, steps, next(steps))
+        request.register_hook("response", partial(self._requests_response, steps, position))
+        return prepared
+
+    def _requests_fast_response(self, response: Any, **kwargs: Any) -> Any:
+        if response.status_code != 401:
+            return response
+        # This hook also sees the answers of redirects requests followed: act only for an allowed URL
+        # that carried our bearer (requests strips it when a redirect leaves the host).
+        request = response.request
+        sent = request.headers.get("Authorization", "")
+        if not sent.startswith("Bearer ") or not self._hosts.allows_str(request.url):
+            return response
+        steps = flow(request, replayable=True, sent=sent[7:])
+        next(steps)
+        return self._requests_response(steps, None, response, **kwargs)
+
+    def _requests_response(
+        self, steps: Generator[Any, Any, None], position: int | None, response: Any, **kwargs: Any
+    ) -> Any:
+        # The first call carries this request's own response and ends the flow unless it asks for a retry;
+        # later calls (for redirects requests follows) find the flow finished and change nothing.
+        if inspect.getgeneratorstate(steps) != inspect.GEN_SUSPENDED:
+            return response
+        try:
+            retry = drive_sync(self._source, steps, steps.send(response))
+        except StopIteration:
+            return response
+        _ = response.content  # consume the body and release the connection for the retry
+        response.close()
+        prepared = retry.copy()
+        if position is not None:
+            prepared.body.seek(position)
+        cookie_jar = getattr(prepared, "_cookies", None)
+        if cookie_jar is not None:
+            # Cookies the 401 set go out with the retry, as requests' digest auth does; requests has already
+            # parsed them into `response.cookies`, so the library need not import requests for it.
+            cookie_jar.update(response.cookies)
+            prepared.headers.pop("Cookie", None)
+            prepared.prepare_cookies(cookie_jar)
+        retried = response.connection.send(prepared, **kwargs)
+        retried.history.append(response)
+        retried.request = prepared
+        steps.close()
+        return retried
