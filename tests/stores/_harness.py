@@ -39,7 +39,14 @@ from typing import Any, Protocol, TypeVar
 
 import pytest
 
-from tiktok_oauth.stores import AsyncLockingTokenStore, AsyncTokenStore, LockingTokenStore, TokenStore
+from tiktok_oauth.stores import (
+    AsyncListingTokenStore,
+    AsyncLockingTokenStore,
+    AsyncTokenStore,
+    ListingTokenStore,
+    LockingTokenStore,
+    TokenStore,
+)
 from tiktok_oauth.token import TikTokToken
 
 __all__ = [
@@ -114,6 +121,7 @@ class SyncHarness:
     def check_protocols(self) -> None:
         assert isinstance(self.store, TokenStore)
         assert isinstance(self.store, LockingTokenStore)
+        assert isinstance(self.store, ListingTokenStore)
         assert not inspect.iscoroutinefunction(self.store.get)
 
     def lock_race(self, first_key: str, second_key: str) -> list[str]:
@@ -189,6 +197,7 @@ class AsyncHarness:
         async def use(store: Any) -> None:
             assert isinstance(store, AsyncTokenStore)
             assert isinstance(store, AsyncLockingTokenStore)
+            assert isinstance(store, AsyncListingTokenStore)
             assert inspect.iscoroutinefunction(store.get)
 
         self.run(use)

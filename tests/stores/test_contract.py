@@ -192,3 +192,88 @@ def test_lock_excludes_a_second_holder(store: Harness) -> None:
 def test_locks_of_different_keys_are_independent(store: Harness) -> None:
     events = store.lock_race("alice", "bob")
     assert events == ["first acquired", "second acquired", "first released"]
+
+
+# -- listing: keys() and expiring(before) ------------------------------------------------------------
+
+
+def expiring_at(expires_at: float | None, n: int = 1) -> TikTokToken:
+    token = make_token(n)
+    del token["expires_in"]
+    token["expires_at"] = expires_at
+    return token
+
+
+def test_keys_of_an_empty_store_is_empty(store: Harness) -> None:
+    assert store.keys() == []
+    assert store.expiring(float("inf")) == []
+
+
+def test_keys_lists_every_key_exactly_as_given_to_set(store: Harness) -> None:
+    for n, key in enumerate(KEYS):
+        store.set(key, make_token(n))
+    listed = store.keys()
+    assert sorted(listed) == sorted(KEYS)
+    assert all(type(key) is str for key in listed)
+
+
+def test_keys_follows_sets_and_deletes(store: Harness) -> None:
+    store.set("alice", make_token(1))
+    store.set("bob", make_token(2))
+    store.set("alice", make_token(3))
+    store.delete("bob")
+    store.delete("never-set")
+    assert store.keys() == ["alice"]
+
+
+def test_expiring_lists_the_keys_whose_access_token_expires_strictly_before(store: Harness) -> None:
+    store.set("long-expired", expiring_at(1_000))
+    store.set("at-100", expiring_at(2_000_000_100))
+    store.set("at-200.5", expiring_at(2_000_000_200.5))
+    store.set("at-300", expiring_at(2_000_000_300))
+    assert sorted(store.expiring(2_000_000_100)) == ["long-expired"]
+    assert sorted(store.expiring(2_000_000_200.5)) == ["at-100", "long-expired"]
+    assert sorted(store.expiring(2_000_000_200.6)) == ["at-100", "at-200.5", "long-expired"]
+    assert sorted(store.expiring(float("inf"))) == ["at-100", "at-200.5", "at-300", "long-expired"]
+    assert store.expiring(0) == []
+
+
+@pytest.mark.parametrize("expires_at", [None, "soon", True], ids=["null", "a string", "a bool"])
+def test_a_token_without_a_numeric_expires_at_is_never_expiring(store: Harness, expires_at: object) -> None:
+    token = make_token(1)
+    del token["expires_in"], token["expires_at"]
+    store.set("absent", token)
+    store.set("odd", TikTokToken({**token, "expires_at": expires_at}))
+    assert sorted(store.keys()) == ["absent", "odd"]
+    assert store.expiring(float("inf")) == []
+
+
+def test_expiring_follows_replacements_and_deletes(store: Harness) -> None:
+    store.set("renewed", expiring_at(1_000))
+    store.set("no-expiry-now", expiring_at(1_000))
+    store.set("deleted", expiring_at(1_000))
+    store.set("expiring-now", expiring_at(3_000_000_000))
+    store.set("renewed", expiring_at(3_000_000_000))
+    store.set("no-expiry-now", expiring_at(None))
+    store.delete("deleted")
+    store.set("expiring-now", expiring_at(1_000))
+    assert store.expiring(2_000_000_000) == ["expiring-now"]
+
+
+def test_expiring_lists_any_key_exactly_as_given(store: Harness) -> None:
+    for n, key in enumerate(KEYS):
+        store.set(key, expiring_at(1_000 + n))
+    assert sorted(store.expiring(1_000 + len(KEYS))) == sorted(KEYS)
+    assert sorted(store.expiring(1_002)) == sorted(KEYS[:2])
+
+
+def test_listing_works_while_a_lock_is_held_and_never_lists_the_lock(store: Harness) -> None:
+    store.set("alice", expiring_at(1_000))
+    store.set("bob", expiring_at(3_000_000_000))
+    for locked in ("alice", "locked-but-never-set"):
+        listings = store.listed_while_locked(locked, 2_000_000_000)
+        assert [(sorted(keys), expiring) for keys, expiring in listings] == [
+            (["alice", "bob"], ["alice"]),  # from the lock holder itself
+            (["alice", "bob"], ["alice"]),  # from another store object on the same backend
+        ]
+    assert sorted(store.keys()) == ["alice", "bob"]

@@ -33,9 +33,13 @@ def test_importing_the_stores_package_does_not_import_redis() -> None:
 
 
 def test_keys_are_prefix_plus_key_and_values_the_token_json(redis_client: Any, token: TikTokToken) -> None:
-    RedisTokenStore(redis_client, prefix="app:").set("default", token)
+    store = RedisTokenStore(redis_client, prefix="app:")
+    store.set("default", token)
     assert TikTokToken.from_json(redis_client.get("app:default")) == token
-    assert redis_client.keys("*") == [b"app:default"]
+    with store.lock("default"):
+        assert sorted(redis_client.keys("*")) == [b"app#expiries", b"app#lock:default", b"app:default"]
+    assert redis_client.zrange("app#expiries", 0, -1, withscores=True) == [(b"default", token.expires_at)]
+    assert (store.index_name, store.lock_name("x")) == ("app#expiries", "app#lock:x")
 
 
 def test_a_client_decoding_responses_works(redis_server: RedisServer, token: TikTokToken) -> None:
@@ -249,3 +253,234 @@ def test_the_async_store_maps_a_dead_server_to_token_store_error(own_server: Red
 
     own_server.stop(kill=True)
     asyncio.run(main())
+
+
+# -- the lock is extended while held, and a lost lock refuses writes ---------------------------------
+
+
+def test_a_lock_held_longer_than_lock_timeout_is_extended(
+    redis_server: RedisServer, redis_client: Any
+) -> None:
+    holder = RedisTokenStore(redis_client, lock_timeout=1.0)
+    other_client = redis_server.client()
+    try:
+        other = RedisTokenStore(other_client, lock_blocking_timeout=0.2)
+        with holder.lock("default"):
+            for _ in range(3):  # 3 s of slow work under a 1 s lock
+                time.sleep(1.0)
+                with pytest.raises(TokenStoreError, match="timed out"), other.lock("default"):
+                    pytest.fail("a second holder got the lock while the first still worked")
+            assert 0 < redis_client.pttl(holder.lock_name("default")) <= 1000
+            holder.set("default", make_token(2))  # still ours: the write goes through
+        assert holder.get("default") == make_token(2)
+        with other.lock("default"):  # released at the end
+            pass
+    finally:
+        other_client.close()
+
+
+def test_the_async_lock_held_longer_than_lock_timeout_is_extended(
+    redis_server: RedisServer, redis_client: Any
+) -> None:
+    async def main() -> None:
+        client = redis_server.async_client()
+        try:
+            holder = AsyncRedisTokenStore(client, lock_timeout=1.0)
+            other = RedisTokenStore(redis_client, lock_blocking_timeout=0.2)
+            async with holder.lock("default"):
+                for _ in range(3):
+                    await asyncio.sleep(1.0)
+                    with pytest.raises(TokenStoreError, match="timed out"), other.lock("default"):
+                        pytest.fail("a second holder got the lock while the first still worked")
+                await holder.set("default", make_token(2))
+            assert await holder.get("default") == make_token(2)
+            with other.lock("default"):
+                pass
+        finally:
+            await client.aclose()
+
+    asyncio.run(main())
+
+
+def test_a_write_under_a_stolen_lock_is_refused_and_changes_nothing(
+    redis_client: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = RedisTokenStore(redis_client, lock_timeout=0.6)
+    store.set("default", make_token(1))
+    index_before = redis_client.zrange(store.index_name, 0, -1, withscores=True)
+    with caplog.at_level("WARNING", logger="tiktok_oauth"), store.lock("default"):
+        redis_client.delete(store.lock_name("default"))  # stolen: expired, or deleted by someone
+        with pytest.raises(TokenStoreError, match="lost") as caught:
+            store.set("default", make_token(2, expires_at=1))
+        with pytest.raises(TokenStoreError, match="write refused"):
+            store.delete("default")
+        time.sleep(0.4)  # the keeper's next extension finds it gone
+    assert "secret" not in str(caught.value)
+    assert store.get("default") == make_token(1)
+    assert redis_client.zrange(store.index_name, 0, -1, withscores=True) == index_before
+    assert "was lost" in caplog.text
+    store.set("default", make_token(3))  # outside the lock, writes work again
+    assert store.get("default") == make_token(3)
+
+
+def test_a_write_under_a_lock_taken_by_another_holder_is_refused(
+    redis_server: RedisServer, redis_client: Any
+) -> None:
+    store = RedisTokenStore(redis_client, lock_timeout=5.0)
+    store.set("default", make_token(1))
+    thief_client = redis_server.client()
+    try:
+        thief = RedisTokenStore(thief_client, lock_blocking_timeout=0.5)
+        with store.lock("default"):
+            redis_client.delete(store.lock_name("default"))
+            with thief.lock("default"):
+                thief.set("default", make_token(5))  # the thief holds it now: its writes go through
+                with pytest.raises(TokenStoreError, match="lost"):
+                    store.set("default", make_token(2))
+    finally:
+        thief_client.close()
+    assert store.get("default") == make_token(5)
+
+
+def test_an_async_write_under_a_stolen_lock_is_refused_and_changes_nothing(
+    redis_server: RedisServer, redis_client: Any
+) -> None:
+    async def main() -> None:
+        client = redis_server.async_client()
+        try:
+            store = AsyncRedisTokenStore(client)
+            await store.set("default", make_token(1))
+            async with store.lock("default"):
+                redis_client.delete(store.lock_name("default"))
+                with pytest.raises(TokenStoreError, match="lost"):
+                    await store.set("default", make_token(2))
+                with pytest.raises(TokenStoreError, match="lost"):
+                    await store.delete("default")
+            assert await store.get("default") == make_token(1)
+        finally:
+            await client.aclose()
+
+    asyncio.run(main())
+
+
+def test_the_lock_can_be_left_on_another_thread_than_it_was_entered_on(
+    redis_server: RedisServer, redis_client: Any
+) -> None:
+    # What asyncio.to_thread does to a sync store's lock under httpx.AsyncClient.
+    store = RedisTokenStore(redis_client)
+    manager = store.lock("default")
+    results: list[object] = []
+
+    def run(step: Any) -> None:
+        try:
+            results.append(step())
+        except BaseException as exc:
+            results.append(exc)
+
+    for step in (
+        manager.__enter__,
+        lambda: store.set("default", make_token(1)),
+        lambda: manager.__exit__(None, None, None),
+    ):
+        thread = threading.Thread(target=run, args=(step,))
+        thread.start()
+        thread.join()
+    assert [r for r in results if isinstance(r, BaseException)] == []
+    assert redis_client.exists(store.lock_name("default")) == 0  # released for real, not left to expire
+
+
+# -- names, listing and the expiry index -----------------------------------------------------------
+
+
+def test_an_empty_prefix_is_refused(redis_client: Any) -> None:
+    with pytest.raises(ValueError, match="prefix"):
+        RedisTokenStore(redis_client, prefix="")
+
+
+def test_token_keys_never_collide_with_lock_or_index_keys(
+    redis_server: RedisServer, redis_client: Any
+) -> None:
+    store = RedisTokenStore(redis_client)
+    tricky = ["lock:default", "#lock:default", "expiries", "#expiries", "lock:", ""]
+    other_client = redis_server.client()
+    try:
+        other = RedisTokenStore(other_client, lock_blocking_timeout=0.2)
+        with store.lock("default"):
+            for n, key in enumerate(tricky):
+                store.set(key, make_token(n))
+            with pytest.raises(TokenStoreError, match="timed out"), other.lock("default"):
+                pytest.fail("writing token keys released or replaced the lock")
+        assert sorted(store.keys()) == sorted(tricky)
+        assert sorted(store.expiring(float("inf"))) == sorted(tricky)
+        for n, key in enumerate(tricky):
+            assert store.get(key) == make_token(n)
+    finally:
+        other_client.close()
+
+
+def test_prefixes_with_glob_characters_list_only_their_own_keys(redis_client: Any) -> None:
+    odd, plain = (
+        RedisTokenStore(redis_client, prefix="a*[b]?\\:"),
+        RedisTokenStore(redis_client, prefix="aX[b]?\\:"),
+    )
+    odd.set("mine", make_token(1))
+    plain.set("theirs", make_token(2))
+    RedisTokenStore(redis_client, prefix="ab:").set("also-theirs", make_token(3))
+    assert list(odd.keys()) == ["mine"]
+    assert list(plain.keys()) == ["theirs"]
+
+
+def test_expiring_reads_the_index_not_the_tokens(redis_client: Any) -> None:
+    store = RedisTokenStore(redis_client)
+    store.set("soon", make_token(1, expires_at=1_000))
+    store.set("later", make_token(2))
+    redis_client.set(store.key_name("soon"), b"corrupt: never read by expiring")
+    assert list(store.expiring(2_000)) == ["soon"]
+
+
+def test_a_token_stored_by_version_0_1_0_is_listed_but_not_indexed(
+    redis_client: Any, token: TikTokToken
+) -> None:
+    redis_client.set("tiktok-oauth:old", token.to_json())  # a plain SET, as 0.1.0 wrote it
+    store = RedisTokenStore(redis_client)
+    assert list(store.keys()) == ["old"]
+    assert list(store.expiring(float("inf"))) == []
+    store.set("old", store.get("old"))  # its next write indexes it
+    assert list(store.expiring(float("inf"))) == ["old"]
+
+
+def test_expiring_pages_through_ties_and_keys_refreshed_meanwhile(redis_client: Any) -> None:
+    store = RedisTokenStore(redis_client)
+    expected = set()
+    pipe = redis_client.pipeline(transaction=False)
+    for n in range(2600):
+        key = f"user-{n}"
+        expires_at = 1_000 if n < 1500 else 1_000 + n  # 1,500 share one score, across two pages
+        pipe.set(store.key_name(key), make_token(n, expires_at=expires_at).to_json())
+        pipe.zadd(store.index_name, {key: expires_at})
+        expected.add(key)
+    pipe.execute()
+    listed = []
+    for key in store.expiring(10_000):
+        listed.append(key)
+        store.set(key, make_token(1, expires_at=20_000))  # refreshed: leaves the range as we go
+    assert len(listed) == len(expected)
+    assert set(listed) == expected
+    assert list(store.expiring(10_000)) == []
+
+
+def test_the_async_store_lists_with_scan_and_the_index(redis_server: RedisServer, redis_client: Any) -> None:
+    async def main() -> tuple[list[str], list[str]]:
+        client = redis_server.async_client()
+        try:
+            store = AsyncRedisTokenStore(client)
+            for n in range(1500):
+                await store.set(f"user-{n}", make_token(n, expires_at=1_000 + n))
+            keys, expiring = store.keys(), store.expiring(1_700)
+            return [k async for k in keys], [k async for k in expiring]
+        finally:
+            await client.aclose()
+
+    keys, expiring = asyncio.run(main())
+    assert sorted(keys) == sorted(f"user-{n}" for n in range(1500))
+    assert sorted(expiring) == sorted(f"user-{n}" for n in range(700))
