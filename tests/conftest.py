@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests._postgres import PostgresServer, require_postgres
 from tests._redis import RedisServer, require_redis_server
 from tiktok_oauth import AsyncTikTokOAuth2Client, TikTokOAuth2Client, _clock
 from tiktok_oauth.testing import FakeTikTok
@@ -107,3 +108,16 @@ def redis_client(redis_server: RedisServer) -> Iterator[Any]:
         yield client
     finally:
         client.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL server (initdb + pg_ctl) for the whole session (fail in CI, skip elsewhere when missing)."""
+    with PostgresServer(require_postgres()) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """`postgresql://postgres@127.0.0.1:<port>/postgres` of the session's server."""
+    return postgres_server.url
