@@ -3,7 +3,8 @@
 - `_source`: the token source (read, lock, read again, refresh shielded, write), shared with the keeper;
 - `_locks`: in-process locks, wait limits, and the thread that holds a sync store's lock for async code;
 - `_flow`: the request flow generator (bearer, 401, retry once) and the allowed-hosts rule;
-- `_requests`, `_httpx`: the drivers; `_auth`: the public class that assembles them.
+- `_requests`, `_httpx`, `_niquests` (niquests' AsyncSession): the drivers; `_auth`: the public class that
+  assembles them. The aiohttp driver is `tiktok_oauth.integrations.aiohttp.middleware`.
 """
 
 from tiktok_oauth.auth._auth import TikTokAuth

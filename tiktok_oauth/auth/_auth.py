@@ -12,6 +12,7 @@ import httpx
 from tiktok_oauth import _protocol
 from tiktok_oauth.auth._flow import Hosts
 from tiktok_oauth.auth._httpx import HttpxDriver
+from tiktok_oauth.auth._niquests import async_variant
 from tiktok_oauth.auth._requests import RequestsDriver
 from tiktok_oauth.auth._source import TokenSource
 from tiktok_oauth.client import AsyncTikTokOAuth2Client, TikTokOAuth2Client
@@ -74,8 +75,11 @@ class TikTokAuth(RequestsDriver, HttpxDriver, httpx.Auth):
             user token.
     """
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> Self:  # noqa: ARG004 - __init__ takes them
-        return super().__new__(_with_httpx2_base(cls))  # type: ignore[return-value]
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
+        # An async client's auth also drives niquests' AsyncSession (a `__call__` of its own, see _niquests).
+        client = args[0] if args else kwargs.get("client")
+        kind = async_variant(cls) if isinstance(client, AsyncTikTokOAuth2Client) else cls
+        return super().__new__(_with_httpx2_base(kind))  # type: ignore[return-value]
 
     def __init__(
         self,
