@@ -42,7 +42,7 @@ def report(request: Any, title: str, lines: list[str]) -> None:
     """Write `title` and `lines` to the terminal, past pytest's output capture (for the closing summary)."""
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     capture = request.config.pluginmanager.get_plugin("capturemanager")
-    if reporter is None or capture is None or request.config.option.verbose <= 0:
+    if reporter is None or capture is None or request.config.option.verbose < 0:
         return  # a quiet run prints dots and the summary only; -v shows these tables
     with capture.global_and_fixture_disabled():
         reporter.write_line("")
