@@ -1,4 +1,4 @@
-"""One contract, every store: memory, file, Redis (sync) and Redis (async, driven by `asyncio.run`).
+"""One contract, every store: memory, file, Redis, SQLite and PostgreSQL (sync, and async driven by `asyncio.run`).
 
 To run the contract on another store, write a backend (see `tests/stores/_harness.py`) and add it to
 `SYNC_BACKENDS` or `ASYNC_BACKENDS` below: one line each.
@@ -21,6 +21,12 @@ from tests.stores._harness import (
     SyncBackend,
     SyncFactory,
     SyncHarness,
+)
+from tests.stores._sql_backends import (
+    async_postgres_backend,
+    async_sqlite_backend,
+    postgres_backend,
+    sqlite_backend,
 )
 from tests.stores._tokens import make_token
 from tiktok_oauth.stores import FileTokenStore, MemoryTokenStore
@@ -66,9 +72,13 @@ SYNC_BACKENDS: dict[str, SyncBackend] = {
     "memory": memory_backend,
     "file": file_backend,
     "redis": redis_backend,
+    "sqlite": sqlite_backend,
+    "postgres": postgres_backend,
 }
 ASYNC_BACKENDS: dict[str, AsyncBackend] = {
     "redis-async": async_redis_backend,
+    "sqlite-async": async_sqlite_backend,
+    "postgres-async": async_postgres_backend,
 }
 
 
