@@ -5,6 +5,8 @@ code meet a fake TikTok instead of the real one:
 
 - `httpx.Client` / `httpx.AsyncClient` made without a `transport=` get the fake's transport;
 - every new `requests.Session` (also the one inside `requests.get`) has the fake mounted;
+- niquests sessions (sync and async) and aiohttp client sessions send what they address to
+  `open.tiktokapis.com` to the fake served on loopback (started on first use), after auth has run;
 - `TIKTOK_CLIENT_KEY` / `TIKTOK_CLIENT_SECRET` hold the fake app's credentials (`REDIS_URL` a test Redis);
 - `webbrowser.open(url)` plays a user who consents on TikTok's page; when the redirect URI is on loopback
   `http`, it then follows the redirect to it, as a browser would (in a thread, so the sample's one-shot
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import importlib.util
 import os
 import re
 import textwrap
@@ -158,6 +161,79 @@ def _recording(user: _User, original: Callable[..., Any]) -> Callable[..., Any]:
     return create_authorization_url
 
 
+@dataclass
+class _Served:
+    """The fake served on loopback, started when a niquests or aiohttp sample first needs it."""
+
+    fake: FakeTikTok
+    stack: contextlib.ExitStack
+    base_url: str | None = None
+
+    def rewrite(self, url: str) -> str:
+        """`url` on the served fake when it is TikTok's API host, else `url`."""
+        parts = urlsplit(url)
+        if parts.hostname != "open.tiktokapis.com":
+            return url
+        if self.base_url is None:
+            self.base_url = self.stack.enter_context(self.fake.serve())
+        return self.base_url + parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def _niquests_patches(served: _Served) -> dict[Any, Callable[..., None]]:
+    """niquests sessions with an adapter for TikTok's API host that sends to the served fake."""
+    import niquests
+    import niquests.adapters
+
+    class ToFake(niquests.adapters.HTTPAdapter):  # type: ignore[misc]
+        def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+            original, request.url = request.url, served.rewrite(request.url)
+            try:
+                return super().send(request, *args, **kwargs)
+            finally:
+                request.url = original  # the auth sees the request it prepared
+
+    class AsyncToFake(niquests.adapters.AsyncHTTPAdapter):  # type: ignore[misc]
+        async def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+            original, request.url = request.url, served.rewrite(request.url)
+            try:
+                return await super().send(request, *args, **kwargs)
+            finally:
+                request.url = original
+
+    def mounting(original: Callable[..., None], adapter: type[Any]) -> Callable[..., None]:
+        def init(self: Any, *args: Any, **kwargs: Any) -> None:
+            original(self, *args, **kwargs)
+            self.mount("https://open.tiktokapis.com", adapter())
+
+        return init
+
+    return {
+        niquests.Session: mounting(niquests.Session.__init__, ToFake),
+        niquests.AsyncSession: mounting(niquests.AsyncSession.__init__, AsyncToFake),
+    }
+
+
+def _aiohttp_patches(served: _Served) -> dict[Any, Callable[..., None]]:
+    """aiohttp sessions whose innermost middleware sends requests for TikTok's API host to the served fake."""
+    import aiohttp
+    from yarl import URL
+
+    async def to_fake(request: Any, handler: Any) -> Any:
+        original = request.url
+        request.url = URL(served.rewrite(str(original)))
+        try:
+            return await handler(request)
+        finally:
+            request.url = original
+
+    original_init = aiohttp.ClientSession.__init__
+
+    def init(self: Any, *args: Any, middlewares: Any = (), **kwargs: Any) -> None:
+        original_init(self, *args, middlewares=(*middlewares, to_fake), **kwargs)
+
+    return {aiohttp.ClientSession: init}
+
+
 @contextlib.contextmanager
 def fake_world(
     fake: FakeTikTok, directory: Path, *, patch_http: bool = True, environ: dict[str, str] | None = None
@@ -179,6 +255,11 @@ def fake_world(
                 httpx.AsyncClient: _default_transport(httpx.AsyncClient.__init__, fake.async_transport),
                 requests.Session: _mounting(fake, requests.Session.__init__),
             }
+            served = _Served(fake, stack)
+            if importlib.util.find_spec("niquests") is not None:
+                patches.update(_niquests_patches(served))
+            if importlib.util.find_spec("aiohttp") is not None:
+                patches.update(_aiohttp_patches(served))
             for cls, init in patches.items():
                 stack.enter_context(mock.patch.object(cls, "__init__", init))
         stack.callback(user.join)
