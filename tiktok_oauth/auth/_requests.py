@@ -11,6 +11,7 @@ from collections.abc import Generator
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from tiktok_oauth import _clock
 from tiktok_oauth.auth._flow import flow
 from tiktok_oauth.auth._httpx import drive_sync
 
@@ -29,9 +30,10 @@ class RequestsDriver:
     def __call__(self, request: Any) -> Any:
         """Drive the flow for requests: `session.auth = auth` calls this with each `PreparedRequest`."""
         body = request.body
-        bearer = self._source.fresh_bearer()
+        token, fresh_until, bearer = self._source.current  # `TokenSource.fresh_bearer`, inlined: the hot path
         if (
-            bearer is not None
+            token is not None
+            and _clock.now() < fresh_until
             and (body is None or type(body) in (bytes, str))
             and request.url.startswith(self._hosts.prefixes)
         ):
