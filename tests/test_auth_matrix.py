@@ -263,9 +263,6 @@ def test_a_401_that_stays_after_the_refresh_is_answered_not_retried_again(
 def test_a_401_scope_not_authorized_picks_up_another_stored_token_without_a_refresh(
     kind: str, fake: FakeTikTok, served: str, store: MemoryTokenStore, request: pytest.FixtureRequest
 ) -> None:
-    if kind == "httpx-async":
-        # _httpx.drive_async lets the flow's StopIteration (401, nothing better stored) out of a coroutine.
-        request.applymarker(pytest.mark.xfail(raises=RuntimeError, strict=True, reason="drive_async bug"))
     narrow = stored(fake, store, scopes=("user.info.basic",))
 
     async def main() -> None:

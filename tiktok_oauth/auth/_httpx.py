@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
     from tiktok_oauth.auth._flow import Hosts
     from tiktok_oauth.auth._source import TokenSource
+    from tiktok_oauth.token import TikTokToken
 
 
 def drive_sync(source: TokenSource, steps: Generator[Any, Any, None], step: Any) -> Any:
@@ -29,12 +30,22 @@ def drive_sync(source: TokenSource, steps: Generator[Any, Any, None], step: Any)
 
 
 async def drive_async(source: TokenSource, steps: Generator[Any, Any, None], step: Any) -> Any:
+    """`drive_sync` for async drivers; the end of the flow is None here, not StopIteration.
+
+    A StopIteration cannot leave a coroutine (Python turns it into a RuntimeError), and a flow can end on
+    a token: a 401 that a refresh cannot cure, with no other token in the store.
+    """
     while isinstance(step, TokenNeeded):
+        token: TikTokToken | None
         if step.renew:
-            step = steps.send(await source.atoken(step.rejected))
+            token = await source.atoken(step.rejected)
         else:
             assert step.rejected is not None
-            step = steps.send(await source.astored_replacement(step.rejected))
+            token = await source.astored_replacement(step.rejected)
+        try:
+            step = steps.send(token)
+        except StopIteration:
+            return None
     return step
 
 
@@ -106,5 +117,7 @@ class HttpxDriver:
             try:
                 next_request = await drive_async(source, steps, steps.send(response))
             except StopIteration:
+                return
+            if next_request is None:
                 return
             response = yield next_request

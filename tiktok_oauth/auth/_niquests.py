@@ -14,13 +14,13 @@ import sys
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from tiktok_oauth.auth._flow import TokenNeeded, flow
+from tiktok_oauth.auth._flow import flow
+from tiktok_oauth.auth._httpx import drive_async
 from tiktok_oauth.auth._requests import RequestsDriver
 
 if TYPE_CHECKING:
     from tiktok_oauth.auth._flow import Hosts
     from tiktok_oauth.auth._source import TokenSource
-    from tiktok_oauth.token import TikTokToken
 
 
 class Answer(NamedTuple):
@@ -29,26 +29,6 @@ class Answer(NamedTuple):
     status_code: int
     content: bytes
     request: Any
-
-
-async def drive(source: TokenSource, steps: Generator[Any, Any, None], step: Any) -> Any:
-    """Advance `steps` past token requests; return the next request to send, or None when the flow ends.
-
-    As `_httpx.drive_async`, except for a flow that ends on a token (a 401 with nothing better stored):
-    a StopIteration cannot leave a coroutine (it would become a RuntimeError), so the end is None here.
-    """
-    while isinstance(step, TokenNeeded):
-        token: TikTokToken | None
-        if step.renew:
-            token = await source.atoken(step.rejected)
-        else:
-            assert step.rejected is not None
-            token = await source.astored_replacement(step.rejected)
-        try:
-            step = steps.send(token)
-        except StopIteration:
-            return None
-    return step
 
 
 def in_event_loop() -> bool:
@@ -90,7 +70,7 @@ class NiquestsAsyncDriver(RequestsDriver):
         async def token(prepared: Any, **_: Any) -> Any:
             # niquests runs this hook again for each redirect it follows: only this request gets a token here.
             if prepared is request and inspect.getgeneratorstate(steps) == inspect.GEN_SUSPENDED:
-                await drive(source, steps, step)
+                await drive_async(source, steps, step)
             return prepared
 
         async def answered(response: Any, **kwargs: Any) -> Any:
@@ -125,7 +105,7 @@ class NiquestsAsyncDriver(RequestsDriver):
             step = steps.send(Answer(response.status_code, content, response.request))
         except StopIteration:
             return response
-        retry = await drive(self._source, steps, step)
+        retry = await drive_async(self._source, steps, step)
         if retry is None:
             return response
         await _close(response)

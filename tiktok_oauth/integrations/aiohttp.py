@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import payload
 
 from tiktok_oauth.auth._flow import flow
-from tiktok_oauth.auth._niquests import Answer, drive
+from tiktok_oauth.auth._httpx import drive_async
+from tiktok_oauth.auth._niquests import Answer
 from tiktok_oauth.client import AsyncTikTokOAuth2Client
 
 if TYPE_CHECKING:
@@ -59,14 +60,14 @@ def middleware(auth: TikTokAuth) -> ClientMiddlewareType:
             next(steps)
         else:
             steps = flow(request, replayable=_replayable(request))
-            response = await handler(await drive(source, steps, next(steps)))
+            response = await handler(await drive_async(source, steps, next(steps)))
         while True:
             content = await response.read() if response.status == 401 else b""
             try:
                 step = steps.send(Answer(response.status, content, request))
             except StopIteration:
                 return response
-            retry = await drive(source, steps, step)
+            retry = await drive_async(source, steps, step)
             if retry is None:
                 return response
             response.release()
