@@ -8,6 +8,7 @@ engines and their timeouts, paging, and errors that name the table and key but n
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import traceback
 from collections.abc import Iterator
@@ -467,3 +468,12 @@ def test_an_async_store_wraps_errors_too(db: Database) -> None:
             assert await store.get("alice") is None
 
     asyncio.run(scenario())
+
+
+def test_sqlalchemys_sql_log_shows_no_token(db: Database, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="sqlalchemy.engine")  # what echo=True turns on
+    store = db.store()
+    store.set("alice", make_token(1))
+    assert store.get("alice") == make_token(1)
+    assert "'<token JSON>'" in caplog.text
+    assert "secret" not in caplog.text

@@ -190,8 +190,8 @@ class SQLTokenStore(_SQLStoreBase):
     of concurrent refreshes). Waiting longer than `lock_timeout` seconds raises `TokenStoreError`.
 
     Every database error becomes a `TokenStoreError` naming the table and the key, never the token.
-    If you log SQL (`echo=True`), make the engine with `hide_parameters=True`: the token's JSON is a
-    bound parameter (the store hides it from SQLAlchemy's logging, but not from a driver's own).
+    SQLAlchemy's SQL log (`echo=True`) and error texts show the token's JSON as `'<token JSON>'`; its
+    debug log (`echo="debug"`) prints result rows, tokens included: never turn that on in production.
 
     Args:
         engine_or_url: a `sqlalchemy.Engine`, or a database URL (`str` or `sqlalchemy.URL`).
