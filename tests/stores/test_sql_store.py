@@ -12,6 +12,7 @@ import logging
 import threading
 import traceback
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -477,3 +478,17 @@ def test_sqlalchemys_sql_log_shows_no_token(db: Database, caplog: pytest.LogCapt
     assert store.get("alice") == make_token(1)
     assert "'<token JSON>'" in caplog.text
     assert "secret" not in caplog.text
+
+
+def test_stores_racing_to_create_the_table_all_succeed(db: Database) -> None:
+    stores = [db.store() for _ in range(6)]
+    barrier = threading.Barrier(len(stores))
+
+    def create_then_write(n: int) -> None:
+        barrier.wait()
+        stores[n].create_table()  # all at once, on a database without the table
+        stores[n].set(f"user-{n}", make_token(n))
+
+    with ThreadPoolExecutor(len(stores)) as pool:
+        list(pool.map(create_then_write, range(len(stores))))  # re-raises any thread's error
+    assert sorted(stores[0].keys()) == [f"user-{n}" for n in range(6)]
