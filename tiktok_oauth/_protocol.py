@@ -15,9 +15,8 @@ import logging
 import math
 import string
 from collections.abc import Generator, Iterable, Mapping
-from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NamedTuple
 from urllib.parse import parse_qsl, urlsplit
 
 from authlib.common.security import generate_token
@@ -241,14 +240,13 @@ def code_from_callback(authorization_response: str, expected_state: str | None) 
 # -- token-endpoint requests (rows 1, 2, 7, 12, 13) ------------------------------------------------
 
 
-@dataclass(frozen=True)
-class TokenCall:
+class TokenCall(NamedTuple):
     """One call to the token or revoke endpoint: what to send, and which grant it is."""
 
     grant: Grant
     url: str
     data: dict[str, str]
-    headers: Mapping[str, str] = field(default_factory=lambda: _FORM_HEADERS)
+    headers: Mapping[str, str] = _FORM_HEADERS
     previous: TikTokToken | None = None
 
     def __repr__(self) -> str:
@@ -316,8 +314,7 @@ def revoke_call(revoke_url: str, credentials: tuple[str, str], token: str | TikT
 # -- token-endpoint responses (rows 8, 9, 10, 11) --------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Reply:
+class Reply(NamedTuple):
     """What came back from the endpoint: a status, headers and the raw body."""
 
     status_code: int
@@ -487,15 +484,13 @@ def _carry_over(body: dict[str, Any], call: TokenCall) -> None:
 # -- one call, as a sans-I/O conversation with a driver --------------------------------------------
 
 
-@dataclass(frozen=True)
-class Send:
+class Send(NamedTuple):
     """Ask the driver to POST `call` and send back a `Reply` or the transport exception."""
 
     call: TokenCall
 
 
-@dataclass(frozen=True)
-class Sleep:
+class Sleep(NamedTuple):
     """Ask the driver to wait before the next attempt."""
 
     seconds: float

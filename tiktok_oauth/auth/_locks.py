@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import queue
 import threading
 import weakref
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from tiktok_oauth.errors import TokenStoreError
 
 if TYPE_CHECKING:
     import asyncio
+    import queue
 
 DEFAULT_WAIT_LIMIT: Final = 30.0
 #: Extra seconds our own wait allows beyond the store's limit, so the store's own error is the one raised.
@@ -199,6 +199,8 @@ class _Holder:
         self._cm: contextlib.AbstractContextManager[Any] = (
             lock(key) if lock is not None else contextlib.nullcontext()
         )
+        import queue  # noqa: PLC0415 - only for a sync store under asyncio
+
         self._calls: queue.SimpleQueue[tuple[asyncio.Future[Any], Callable[..., Any], tuple[Any, ...]] | None]
         self._calls = queue.SimpleQueue()
         self._entered: asyncio.Future[None] = self._loop.create_future()

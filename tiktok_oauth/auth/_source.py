@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import signal
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from tiktok_oauth import _clock
@@ -42,9 +40,13 @@ _NOTHING: Final = (None, 0.0, "")
 _finishing: set[asyncio.Task[Any]] = set()
 
 
-@dataclass(slots=True)
 class _Progress:
-    sent: bool = False
+    """Whether a refresh request may have gone out (then it must complete, whoever waits for it)."""
+
+    __slots__ = ("sent",)
+
+    def __init__(self) -> None:
+        self.sent = False
 
 
 class TokenSource:
@@ -342,6 +344,8 @@ def _interrupts_held() -> Iterator[None]:
     A `KeyboardInterrupt` between TikTok's answer and the store's write would lose the rotated refresh
     token; it is raised as soon as the write is done instead. Elsewhere Python cannot defer it.
     """
+    import signal  # noqa: PLC0415 - only on a refresh; its enums cost milliseconds at import
+
     if threading.current_thread() is not threading.main_thread() or (
         signal.getsignal(signal.SIGINT) is not signal.default_int_handler
     ):
