@@ -18,12 +18,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests._redis import RedisServer, require_redis_server  # noqa: E402
-from tests._storm import DocsSQLiteStore, storm  # noqa: E402
-from tiktok_oauth import MemoryTokenStore  # noqa: E402
-from tiktok_oauth.stores import FileTokenStore  # noqa: E402
-from tiktok_oauth.stores.redis import RedisTokenStore  # noqa: E402
-from tiktok_oauth.testing import FakeTikTok  # noqa: E402
+from tests._redis import RedisServer, require_redis_server
+from tests._storm import DocsSQLiteStore, storm
+from tiktok_oauth import MemoryTokenStore
+from tiktok_oauth.stores import FileTokenStore
+from tiktok_oauth.stores.redis import RedisTokenStore
+from tiktok_oauth.testing import FakeTikTok
 
 
 def main() -> None:
@@ -31,7 +31,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--requests", type=int, default=200)
     args = parser.parse_args()
-    print("| store | requests | completed | cancelled | errors | refreshes | stale uses | deadlocks | leaked locks | s |")
+    print(
+        "| store | requests | completed | cancelled | errors | refreshes | stale uses | deadlocks | leaked locks | s |"
+    )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     with tempfile.TemporaryDirectory() as tmp, RedisServer(require_redis_server()) as server:
         redis = server.client()
@@ -45,13 +47,18 @@ def main() -> None:
                 lambda: RedisTokenStore(redis),
                 lambda: len(list(redis.scan_iter(match=RedisTokenStore(redis).lock_name("*")))),
             ),
-            "docs' sqlite store (one per request)": (lambda: DocsSQLiteStore(sqlite_path), seed_sqlite.held_locks),
+            "docs' sqlite store (one per request)": (
+                lambda: DocsSQLiteStore(sqlite_path),
+                seed_sqlite.held_locks,
+            ),
         }
         for name, (make, leaked) in kinds.items():
             fake = FakeTikTok("storm-key", "storm-secret")
             fake.token_delay = 0.5
             with fake.serve() as base:
-                result = asyncio.run(storm(fake, base, make, keys=8, requests=args.requests, rounds=args.rounds))
+                result = asyncio.run(
+                    storm(fake, base, make, keys=8, requests=args.requests, rounds=args.rounds)
+                )
             errors = sum(result.errors.values())
             print(
                 f"| {name} | {result.requests} | {result.ok} | {result.cancelled} | {errors} | {result.refreshes} "
