@@ -30,6 +30,7 @@ from tests.stores._sql_backends import (
 )
 from tests.stores._tokens import make_token
 from tiktok_oauth.stores import FileTokenStore, MemoryTokenStore
+from tiktok_oauth.stores.encrypted import AsyncEncryptedTokenStore, EncryptedTokenStore
 from tiktok_oauth.stores.redis import AsyncRedisTokenStore, RedisTokenStore
 from tiktok_oauth.token import TikTokToken
 
@@ -68,17 +69,36 @@ def async_redis_backend(request: pytest.FixtureRequest) -> AsyncFactory:
     return new
 
 
+CONTRACT_KEY = "Ra3BtK1mMXrtO2sjJq0TgRwIbGNmFPVEM7V0fHYUZOI="  # a Fernet key, for the encrypted stores
+
+
+def encrypted_file_backend(request: pytest.FixtureRequest) -> SyncFactory:
+    files = file_backend(request)
+    return lambda stack: EncryptedTokenStore(files(stack), CONTRACT_KEY)
+
+
+def encrypted_async_redis_backend(request: pytest.FixtureRequest) -> AsyncFactory:
+    redis = async_redis_backend(request)
+
+    async def new(stack: contextlib.AsyncExitStack) -> AsyncEncryptedTokenStore:
+        return AsyncEncryptedTokenStore(await redis(stack), CONTRACT_KEY)
+
+    return new
+
+
 SYNC_BACKENDS: dict[str, SyncBackend] = {
     "memory": memory_backend,
     "file": file_backend,
     "redis": redis_backend,
     "sqlite": sqlite_backend,
     "postgres": postgres_backend,
+    "encrypted-file": encrypted_file_backend,
 }
 ASYNC_BACKENDS: dict[str, AsyncBackend] = {
     "redis-async": async_redis_backend,
     "sqlite-async": async_sqlite_backend,
     "postgres-async": async_postgres_backend,
+    "encrypted-redis-async": encrypted_async_redis_backend,
 }
 
 

@@ -1,0 +1,160 @@
+"""`EncryptedTokenStore`: field-level Fernet encryption over any token store, sync or async.
+
+`access_token` and `refresh_token` become Fernet ciphertext in the inner store; `open_id`, `scope` and the
+expiries stay readable, so listing (`keys`, `expiring`) works without the key. There is no plaintext
+fallback: a token that does not decrypt, or that was stored unencrypted, is a `TokenStoreError`.
+`cryptography` (a dependency of Authlib) is imported on first use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Final, Self
+
+from tiktok_oauth.errors import TokenStoreError
+from tiktok_oauth.token import TikTokToken
+
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet, MultiFernet
+
+__all__ = ["AsyncEncryptedTokenStore", "EncryptedTokenStore"]
+
+_SECRET_FIELDS: Final = ("access_token", "refresh_token")
+#: What the wrapper passes through to the inner store, when (and only when) the inner store has it.
+_DELEGATED: Final = frozenset({"lock", "alock", "keys", "expiring", "lock_timeout", "lock_blocking_timeout"})
+_FERNET_PREFIX: Final = "gAAAAA"  # every Fernet token starts so (version byte 0x80, then the timestamp)
+
+
+def _fernet(keys: Any) -> MultiFernet:
+    from cryptography.fernet import Fernet, MultiFernet  # noqa: PLC0415 - lazy: not needed by import
+
+    items = [keys] if isinstance(keys, str | bytes | Fernet) else list(keys)
+    if not items:
+        raise ValueError("EncryptedTokenStore needs at least one key")
+    fernets: list[Fernet] = []
+    for item in items:
+        if isinstance(item, Fernet):
+            fernets.append(item)
+            continue
+        try:
+            fernets.append(Fernet(item))
+        except (ValueError, TypeError):
+            raise ValueError(
+                "an encryption key is a Fernet key: 32 url-safe base64-encoded bytes "
+                "(make one with cryptography.fernet.Fernet.generate_key())"
+            ) from None
+    return MultiFernet(fernets)
+
+
+class _Cipher:
+    """The encryption, written once for the sync and the async store."""
+
+    def __init__(self, keys: str | bytes | Fernet | Iterable[str | bytes | Fernet]) -> None:
+        self._fernet = _fernet(keys)
+        self.key_count = len(self._fernet._fernets)  # noqa: SLF001 - only the count, for the repr
+
+    def seal(self, token: TikTokToken) -> TikTokToken:
+        sealed = dict(token)
+        for name in _SECRET_FIELDS:
+            value = sealed.get(name)
+            if isinstance(value, str) and value:
+                sealed[name] = self._fernet.encrypt(value.encode()).decode("ascii")
+        return TikTokToken(sealed)
+
+    def open(self, key: str, stored: TikTokToken | None) -> TikTokToken | None:
+        from cryptography.fernet import InvalidToken  # noqa: PLC0415
+
+        if stored is None:
+            return None
+        opened = dict(stored)
+        for name in _SECRET_FIELDS:
+            value = opened.get(name)
+            if value is None:
+                continue
+            if not isinstance(value, str) or not value.startswith(_FERNET_PREFIX):
+                raise TokenStoreError(
+                    f"the token under key {key!r} is not encrypted: refused (EncryptedTokenStore never "
+                    "uses a plaintext token)"
+                )
+            try:
+                opened[name] = self._fernet.decrypt(value.encode("ascii")).decode()
+            except (InvalidToken, UnicodeError, ValueError):
+                raise TokenStoreError(
+                    f"the token under key {key!r} does not decrypt: tampered, or encrypted with a key not given"
+                ) from None
+        return TikTokToken(opened)
+
+
+class _Wrapper:
+    _inner: Any
+    _cipher: _Cipher
+
+    def __getattr__(self, name: str) -> Any:
+        # Only what the inner store really has, so `hasattr(store, "lock")` stays honest.
+        if name in _DELEGATED:
+            return getattr(self._inner, name)
+        raise AttributeError(name)
+
+    @property
+    def inner(self) -> Any:
+        """The wrapped store, which holds the ciphertext."""
+        return self._inner
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._inner!r}, keys=<{self._cipher.key_count} Fernet key(s)>)"
+
+
+class EncryptedTokenStore(_Wrapper):
+    """Encrypts `access_token` and `refresh_token` with Fernet before they reach `inner`.
+
+    Given an async store, `EncryptedTokenStore(...)` returns an `AsyncEncryptedTokenStore`.
+
+    Args:
+        inner: any `TokenStore` (or `AsyncTokenStore`). Its `lock`, `alock`, `keys`, `expiring` and wait
+            limits are offered as they are.
+        keys: a Fernet key (`str` or `bytes`) or `Fernet`, or a list of them: the first encrypts, all
+            decrypt, so a new key goes first and old ones stay until every token was written again.
+    """
+
+    def __new__(cls, inner: Any = None, *args: Any, **kwargs: Any) -> Self:
+        import inspect  # noqa: PLC0415
+
+        if cls is EncryptedTokenStore and inspect.iscoroutinefunction(getattr(inner, "get", None)):
+            return AsyncEncryptedTokenStore(inner, *args, **kwargs)  # type: ignore[return-value]
+        return super().__new__(cls)
+
+    def __init__(self, inner: Any, keys: str | bytes | Fernet | Iterable[str | bytes | Fernet]) -> None:
+        self._inner = inner
+        self._cipher = _Cipher(keys)
+
+    def get(self, key: str) -> TikTokToken | None:
+        """The decrypted token under `key`, or None; `TokenStoreError` if it does not decrypt."""
+        return self._cipher.open(key, self._inner.get(key))
+
+    def set(self, key: str, token: TikTokToken) -> None:
+        """Encrypt `token`'s secrets with the first key and store it."""
+        self._inner.set(key, self._cipher.seal(token))
+
+    def delete(self, key: str) -> None:
+        """Remove the token under `key`."""
+        self._inner.delete(key)
+
+
+class AsyncEncryptedTokenStore(_Wrapper):
+    """`EncryptedTokenStore` over an `AsyncTokenStore`: the same, with coroutine methods."""
+
+    def __init__(self, inner: Any, keys: str | bytes | Fernet | Iterable[str | bytes | Fernet]) -> None:
+        self._inner = inner
+        self._cipher = _Cipher(keys)
+
+    async def get(self, key: str) -> TikTokToken | None:
+        """The decrypted token under `key`, or None; `TokenStoreError` if it does not decrypt."""
+        return self._cipher.open(key, await self._inner.get(key))
+
+    async def set(self, key: str, token: TikTokToken) -> None:
+        """Encrypt `token`'s secrets with the first key and store it."""
+        await self._inner.set(key, self._cipher.seal(token))
+
+    async def delete(self, key: str) -> None:
+        """Remove the token under `key`."""
+        await self._inner.delete(key)
