@@ -23,7 +23,7 @@ from tiktok_oauth import __version__
 from tiktok_oauth._cli._common import CLIENT_KEY_ENV, CLIENT_SECRET_ENV, CLIError, default_store_path
 from tiktok_oauth._cli.demo import run_demo
 from tiktok_oauth._cli.login import run_login
-from tiktok_oauth._cli.tokens import refresh_token, revoke_token, show_token
+from tiktok_oauth._cli.tokens import list_tokens, refresh_token, revoke_token, show_token
 from tiktok_oauth.errors import ReauthorizationRequiredError, TikTokOAuthError
 
 __all__ = ["build_parser", "main"]
@@ -73,8 +73,15 @@ def _store_options() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument(
         "--store",
-        metavar="DIR",
-        help=f"the FileTokenStore directory (default: {default_store_path()})",
+        metavar="DIR_OR_URL",
+        help="a FileTokenStore directory, a redis:// or rediss:// URL, or an SQLAlchemy URL "
+        f"(sqlite:///..., postgresql://...) (default: {default_store_path()})",
+    )
+    parent.add_argument(
+        "--encryption-key",
+        metavar="KEYS",
+        help="Fernet key(s), comma-separated, the first encrypting: an EncryptedTokenStore over --store "
+        "(default: $TIKTOK_OAUTH_KEY)",
     )
     return parent
 
@@ -139,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     token = commands.add_parser(
         "token",
         parents=[common],
-        help="show, refresh or revoke a stored token",
+        help="show, refresh, revoke or list stored tokens",
         description="Inspect, refresh, or revoke-and-delete a token saved by `tiktok-oauth login`.",
     )
     actions = token.add_subparsers(title="actions", dest="action", required=True, metavar="ACTION")
@@ -175,6 +182,15 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         action = actions.add_parser(name, parents=parents, help=help_text, description=description)
         action.set_defaults(handler=handler)
+    listing = actions.add_parser(
+        "list",
+        parents=[common, store],
+        help="one line per stored token",
+        description="List the stored tokens: key, open_id, scopes, and when the access and the refresh "
+        "token expire (expired ones marked). Never a secret.",
+    )
+    listing.add_argument("--json", action="store_true", help="print one JSON array of objects")
+    listing.set_defaults(handler=list_tokens)
     return parser
 
 

@@ -7,19 +7,17 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from authlib.oauth2.rfc6749.errors import InsecureTransportError
 
 from tiktok_oauth import _clock, _protocol
 from tiktok_oauth.client import TikTokOAuth2Client
-from tiktok_oauth.stores import FileTokenStore
 from tiktok_oauth.token import TikTokToken
 
 __all__ = [
@@ -34,9 +32,11 @@ __all__ = [
     "local_time",
     "mask",
     "normalise_scope",
+    "open_store",
     "relative_time",
     "resolve_key",
     "store_path",
+    "where",
 ]
 
 CLIENT_KEY_ENV: Final = "TIKTOK_CLIENT_KEY"
@@ -127,6 +127,26 @@ def store_path(args: argparse.Namespace) -> Path:
     return Path(value).expanduser() if value else default_store_path()
 
 
+def open_store(args: argparse.Namespace) -> Any:
+    """The `--store` (a directory or a URL; the per-user directory by default), encrypted with
+    `--encryption-key` / `TIKTOK_OAUTH_KEY` when given."""
+    from tiktok_oauth.stores import from_url  # noqa: PLC0415
+
+    value: str | None = args.store
+    key = getattr(args, "encryption_key", None) or os.environ.get("TIKTOK_OAUTH_KEY") or None
+    try:
+        return from_url(value or str(default_store_path()), encryption_key=key)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+
+
+def where(store: Any) -> str:
+    """How messages name a store: a file store's directory, else its repr (never a password)."""
+    inner = getattr(store, "inner", store)
+    path = getattr(inner, "path", None)
+    return str(path) if path is not None else repr(inner)
+
+
 def relative_time(moment: float, now: float) -> str:
     """`moment` relative to `now` in words: "in 23 h", "2 d ago", "in 5 min", "now"."""
     delta = moment - now
@@ -186,28 +206,25 @@ def describe_token(token: TikTokToken) -> list[str]:
     ]
 
 
-def load_token(store: FileTokenStore, key: str) -> TikTokToken:
+def load_token(store: Any, key: str) -> TikTokToken:
     """The token stored under `key`, or a `CLIError` naming the key and the store."""
-    token = store.get(key)
+    token: TikTokToken | None = store.get(key)
     if token is None:
-        raise CLIError(f"no token stored under key {key!r} in {store.path}")
+        raise CLIError(f"no token stored under key {key!r} in {where(store)}")
     return token
 
 
-def resolve_key(store: FileTokenStore, key: str | None) -> str:
+def resolve_key(store: Any, key: str | None) -> str:
     """`key`, or when None the one key in `store` that `login` saved under its open_id."""
     if key is not None:
         return key
-    found: list[str] = []
-    for path in sorted(store.path.glob("*.json")):
-        try:
-            open_id = json.loads(path.read_text(encoding="utf-8")).get("open_id")
-        except (OSError, ValueError, AttributeError):
-            continue
-        if isinstance(open_id, str) and store.token_path(open_id) == path:
-            found.append(open_id)
+    found = []
+    for stored_key in sorted(store.keys()):
+        token = store.get(stored_key)
+        if token is not None and token.open_id == stored_key:
+            found.append(stored_key)
     if len(found) == 1:
-        return found[0]
+        return str(found[0])
     if found:
-        raise CLIError(f"several tokens are stored in {store.path} ({', '.join(found)}): pass --key")
-    raise CLIError(f"no token stored in {store.path} under its open_id: pass --key, or log in first")
+        raise CLIError(f"several tokens are stored in {where(store)} ({', '.join(found)}): pass --key")
+    raise CLIError(f"no token stored in {where(store)} under its open_id: pass --key, or log in first")

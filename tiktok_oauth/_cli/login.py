@@ -12,10 +12,10 @@ from tiktok_oauth._cli._common import (
     client_from_args,
     describe_token,
     normalise_scope,
-    store_path,
+    open_store,
+    where,
 )
 from tiktok_oauth._cli.catcher import RedirectCatcher, loopback_redirect
-from tiktok_oauth.stores import FileTokenStore
 
 __all__ = ["run_login"]
 
@@ -23,7 +23,7 @@ __all__ = ["run_login"]
 def run_login(args: argparse.Namespace) -> int:
     """Run `tiktok-oauth login`: consent in the browser, code exchange, token saved; return the exit code."""
     redirect_uri: str = args.redirect_uri
-    store = FileTokenStore(store_path(args))
+    store = open_store(args)
     with client_from_args(args, redirect_uri=redirect_uri, scope=normalise_scope(args.scope)) as client:
         verifier = client.generate_code_verifier() if args.pkce else None
         url, state = client.create_authorization_url(code_verifier=verifier)
@@ -38,7 +38,7 @@ def run_login(args: argparse.Namespace) -> int:
         token = client.fetch_token(authorization_response=callback, state=state, code_verifier=verifier)
     key: str = args.key or token.open_id or "default"
     store.set(key, token)
-    print(f"Logged in. Token saved in {store.path} under key {key!r}:")
+    print(f"Logged in. Token saved in {where(store)} under key {key!r}:")
     for line in describe_token(token):
         print(line)
     return 0

@@ -1,21 +1,29 @@
-"""`tiktok-oauth token show|refresh|revoke`: inspect, refresh, or revoke-and-delete a stored token."""
+"""`tiktok-oauth token show|refresh|revoke|list`: inspect, refresh, revoke-and-delete, or list stored tokens."""
 
 from __future__ import annotations
 
 import argparse
+import json
 
-from tiktok_oauth._cli._common import client_from_args, describe_token, load_token, resolve_key, store_path
-from tiktok_oauth.stores import FileTokenStore
+from tiktok_oauth import _clock
+from tiktok_oauth._cli._common import (
+    client_from_args,
+    describe_token,
+    load_token,
+    open_store,
+    resolve_key,
+    where,
+)
 
-__all__ = ["refresh_token", "revoke_token", "show_token"]
+__all__ = ["list_tokens", "refresh_token", "revoke_token", "show_token"]
 
 
 def show_token(args: argparse.Namespace) -> int:
     """Print the stored token's open_id, scopes and expiries (local time and relative), tokens masked."""
-    store = FileTokenStore(store_path(args))
+    store = open_store(args)
     key = resolve_key(store, args.key)
     token = load_token(store, key)
-    print(f"Token under key {key!r} in {store.path}:")
+    print(f"Token under key {key!r} in {where(store)}:")
     for line in describe_token(token):
         print(line)
     return 0
@@ -24,14 +32,14 @@ def show_token(args: argparse.Namespace) -> int:
 def refresh_token(args: argparse.Namespace) -> int:
     """Refresh the stored token now and store the new one (TikTok rotates the refresh token)."""
     with client_from_args(args) as client:
-        store = FileTokenStore(store_path(args))
+        store = open_store(args)
         key = resolve_key(store, args.key)
         load_token(store, key)  # fail before `lock` creates the directory of a mistyped --store
         # Under the store's lock, like TikTokAuth: no other process refreshes (and rotates) meanwhile.
         with store.lock(key):
             fresh = client.refresh_token(load_token(store, key))
             store.set(key, fresh)
-    print(f"Refreshed. New token saved under key {key!r} in {store.path}:")
+    print(f"Refreshed. New token saved under key {key!r} in {where(store)}:")
     for line in describe_token(fresh):
         print(line)
     return 0
@@ -40,11 +48,62 @@ def refresh_token(args: argparse.Namespace) -> int:
 def revoke_token(args: argparse.Namespace) -> int:
     """Revoke the stored access token at TikTok, then delete the stored token."""
     with client_from_args(args) as client:
-        store = FileTokenStore(store_path(args))
+        store = open_store(args)
         key = resolve_key(store, args.key)
         load_token(store, key)
         with store.lock(key):
             client.revoke_token(load_token(store, key))
             store.delete(key)
-    print(f"Revoked the access token and deleted the token under key {key!r} from {store.path}.")
+    print(f"Revoked the access token and deleted the token under key {key!r} from {where(store)}.")
     return 0
+
+
+def list_tokens(args: argparse.Namespace) -> int:
+    """One line per stored token (key, open_id, scopes, expiries; expired ones marked), or `--json`."""
+    store = open_store(args)
+    now = _clock.now()
+    rows = []
+    for key in sorted(store.keys()):
+        token = store.get(key)
+        if token is None:
+            continue  # deleted meanwhile
+        rows.append(
+            {
+                "key": key,
+                "open_id": token.open_id,
+                "scopes": sorted(token.scopes),
+                "expires_at": token.expires_at,
+                "refresh_expires_at": token.refresh_expires_at,
+                "expired": token.is_expired(),
+            }
+        )
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    if not rows:
+        print(f"No tokens in {where(store)}.")
+        return 0
+    table = [("KEY", "OPEN_ID", "SCOPES", "ACCESS EXPIRES", "REFRESH EXPIRES")]
+    table += [
+        (
+            row["key"],
+            row["open_id"] or "-",
+            ",".join(row["scopes"]) or "-",
+            _when(row["expires_at"], now),
+            _when(row["refresh_expires_at"], now),
+        )
+        for row in rows
+    ]
+    widths = [max(len(str(line[i])) for line in table) for i in range(len(table[0]))]
+    for line in table:
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
+    return 0
+
+
+def _when(epoch: float | None, now: float) -> str:
+    if epoch is None:
+        return "unknown"
+    import datetime as dt  # noqa: PLC0415
+
+    stamp = dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"{stamp} (expired)" if epoch <= now else stamp

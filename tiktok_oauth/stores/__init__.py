@@ -25,6 +25,7 @@ from tiktok_oauth.stores._locking import poll_lock
 from tiktok_oauth.token import TikTokToken
 
 if TYPE_CHECKING:
+    from tiktok_oauth.stores._url import from_url
     from tiktok_oauth.stores.file import FileTokenStore
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "LockingTokenStore",
     "MemoryTokenStore",
     "TokenStore",
+    "from_url",
 ]
 
 
@@ -216,4 +218,8 @@ def __getattr__(name: str) -> Any:
         from tiktok_oauth.stores.file import FileTokenStore  # noqa: PLC0415 - on first use
 
         return FileTokenStore
+    if name == "from_url":
+        from tiktok_oauth.stores._url import from_url  # noqa: PLC0415 - on first use
+
+        return from_url
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
