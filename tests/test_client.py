@@ -353,5 +353,8 @@ def test_public_names_are_pinned() -> None:
             "__version__",
             "generate_code_verifier",
             "unwrap",
+            "RefreshReport",
+            "refresh_due",
+            "arefresh_due",
         ]
     )

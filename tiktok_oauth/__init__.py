@@ -15,6 +15,7 @@ from tiktok_oauth.errors import (
     TikTokServerError,
     TokenStoreError,
 )
+from tiktok_oauth.keeper import RefreshReport, arefresh_due, refresh_due
 from tiktok_oauth.stores import AsyncTokenStore, MemoryTokenStore, TokenStore
 from tiktok_oauth.token import TikTokToken
 
@@ -31,6 +32,7 @@ __all__ = [
     "MemoryTokenStore",
     "RateLimitedError",
     "ReauthorizationRequiredError",
+    "RefreshReport",
     "StateMismatchError",
     "TikTokAPIError",
     "TikTokAuth",
@@ -41,7 +43,9 @@ __all__ = [
     "TokenStore",
     "TokenStoreError",
     "__version__",
+    "arefresh_due",
     "generate_code_verifier",
+    "refresh_due",
     "unwrap",
 ]
 
