@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import types
 from collections.abc import Iterator
 
 import httpx
@@ -12,6 +13,8 @@ from tiktok_oauth import MemoryTokenStore, TikTokOAuth2Client
 from tiktok_oauth.testing import FakeTikTok
 
 REDIRECT_URI = "https://app.example/callback"
+NO_URLS = types.ModuleType("no_urls")
+NO_URLS.urlpatterns = []  # type: ignore[attr-defined]
 
 
 def _configure_django() -> None:
@@ -23,7 +26,7 @@ def _configure_django() -> None:
         settings.configure(
             SECRET_KEY="django-test-secret-key-for-tiktok-oauth-tests-only",
             ALLOWED_HOSTS=["testserver", "127.0.0.1", "localhost"],
-            ROOT_URLCONF="tests.web.django_app",
+            ROOT_URLCONF=NO_URLS,  # each test brings its own (override_settings)
             MIDDLEWARE=["django.contrib.sessions.middleware.SessionMiddleware"],
             INSTALLED_APPS=["django.contrib.sessions"],
             SESSION_ENGINE="django.contrib.sessions.backends.signed_cookies",
