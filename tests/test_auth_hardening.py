@@ -112,21 +112,28 @@ def test_item1_a_caller_cancelled_before_sending_leaves_no_refresh_behind(
 def test_item1_keyboard_interrupt_mid_refresh_still_stores_the_rotated_token(
     fake: FakeTikTok, served: str
 ) -> None:
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        pytest.skip("this process does not turn SIGINT into KeyboardInterrupt")
     store = MemoryTokenStore()
     old = _seed(fake, store)
-    fake.token_delay = 0.6
     main = threading.main_thread().ident
     assert main is not None
     assert threading.current_thread() is threading.main_thread()
-    timer = threading.Timer(0.2, signal.pthread_kill, (main, signal.SIGINT))
+    original = fake.handle
+
+    def interrupting(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        if url.endswith("/v2/oauth/token/"):
+            signal.pthread_kill(main, signal.SIGINT)  # Ctrl-C while the refresh is in flight
+            time.sleep(0.3)
+        return original(method, url, *args, **kwargs)
+
+    fake.handle = interrupting  # type: ignore[method-assign]
     with (
         TikTokOAuth2Client("test-key", SECRET, **fake.endpoints(served)) as client,
         httpx.Client(auth=TikTokAuth(client, store)) as http,
+        pytest.raises(KeyboardInterrupt),
     ):
-        timer.start()
-        with pytest.raises(KeyboardInterrupt):
-            http.get(_user_info(fake, served))
-        timer.join()
+        http.get(_user_info(fake, served))
     stored = store.get("default")
     assert stored is not None
     assert stored.refresh_token != old.refresh_token
