@@ -89,11 +89,14 @@ class _Wrapper:
     _inner: Any
     _cipher: _Cipher
 
-    def __getattr__(self, name: str) -> Any:
-        # Only what the inner store really has, so `hasattr(store, "lock")` stays honest.
-        if name in _DELEGATED:
-            return getattr(self._inner, name)
-        raise AttributeError(name)
+    def _wrap(self, inner: Any, keys: Any) -> None:
+        self._inner = inner
+        self._cipher = _Cipher(keys)
+        # Only what the inner store really has, so `hasattr(store, "lock")` stays honest. Instance
+        # attributes, not `__getattr__`: protocol checks (`isinstance`, Python 3.12+) look them up statically.
+        for name in _DELEGATED:
+            if hasattr(inner, name):
+                setattr(self, name, getattr(inner, name))
 
     @property
     def inner(self) -> Any:
@@ -124,8 +127,7 @@ class EncryptedTokenStore(_Wrapper):
         return super().__new__(cls)
 
     def __init__(self, inner: Any, keys: str | bytes | Fernet | Iterable[str | bytes | Fernet]) -> None:
-        self._inner = inner
-        self._cipher = _Cipher(keys)
+        self._wrap(inner, keys)
 
     def get(self, key: str) -> TikTokToken | None:
         """The decrypted token under `key`, or None; `TokenStoreError` if it does not decrypt."""
@@ -144,8 +146,7 @@ class AsyncEncryptedTokenStore(_Wrapper):
     """`EncryptedTokenStore` over an `AsyncTokenStore`: the same, with coroutine methods."""
 
     def __init__(self, inner: Any, keys: str | bytes | Fernet | Iterable[str | bytes | Fernet]) -> None:
-        self._inner = inner
-        self._cipher = _Cipher(keys)
+        self._wrap(inner, keys)
 
     async def get(self, key: str) -> TikTokToken | None:
         """The decrypted token under `key`, or None; `TokenStoreError` if it does not decrypt."""
