@@ -4,6 +4,7 @@
 tiktok-oauth demo                                   the whole flow against a local FakeTikTok
 tiktok-oauth login [--scope ...] [--redirect-uri]   log in at TikTok in a browser, save the token
 tiktok-oauth token show|refresh|revoke              inspect, refresh, or revoke-and-delete a token
+tiktok-oauth token refresh --all [--due 1h]        refresh every due token (refresh_due)
 ```
 
 Errors are one line on stderr and exit 1 (2 for usage errors, as argparse); `--debug` adds the traceback.
@@ -23,6 +24,7 @@ from tiktok_oauth import __version__
 from tiktok_oauth._cli._common import CLIENT_KEY_ENV, CLIENT_SECRET_ENV, CLIError, default_store_path
 from tiktok_oauth._cli.demo import run_demo
 from tiktok_oauth._cli.login import run_login
+from tiktok_oauth._cli.refresh_all import add_options as add_refresh_all_options
 from tiktok_oauth._cli.tokens import list_tokens, refresh_token, revoke_token, show_token
 from tiktok_oauth.errors import ReauthorizationRequiredError, TikTokOAuthError
 
@@ -182,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         action = actions.add_parser(name, parents=parents, help=help_text, description=description)
         action.set_defaults(handler=handler)
+        if name == "refresh":
+            add_refresh_all_options(action, handler)
     listing = actions.add_parser(
         "list",
         parents=[common, store],
