@@ -6,7 +6,8 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,10 +20,12 @@ from tiktok_oauth import (
     RefreshReport,
     TikTokAuth,
     TikTokOAuth2Client,
+    TikTokServerError,
     TikTokToken,
     arefresh_due,
     refresh_due,
 )
+from tiktok_oauth.stores import FileTokenStore
 from tiktok_oauth.testing import FakeTikTok
 
 
@@ -32,20 +35,23 @@ def served(fake: FakeTikTok) -> Iterator[str]:
         yield base
 
 
-def _stored(fake: FakeTikTok, store: MemoryTokenStore, key: str, *, due: bool) -> TikTokToken:
+def _stored(fake: FakeTikTok, store: Any, key: str, *, due: bool) -> TikTokToken:
     token = TikTokToken(fake.issue_token(open_id=key))
     token["expires_at"] = int(time.time()) + (60 if due else 86_000)
     store.set(key, token)
     return token
 
 
-def _keep(kind: str, fake: FakeTikTok, served: str, store: Any, **kwargs: Any) -> RefreshReport:
+def _keep(
+    kind: str, fake: FakeTikTok, served: str, store: Any, *, timeout: float = 10.0, **kwargs: Any
+) -> RefreshReport:
+    endpoints = fake.endpoints(served)
     if kind == "sync":
-        with TikTokOAuth2Client("test-key", SECRET, **fake.endpoints(served)) as client:
+        with TikTokOAuth2Client("test-key", SECRET, timeout=timeout, **endpoints) as client:
             return refresh_due(client, store, **kwargs)
 
     async def go() -> RefreshReport:
-        async with AsyncTikTokOAuth2Client("test-key", SECRET, **fake.endpoints(served)) as client:
+        async with AsyncTikTokOAuth2Client("test-key", SECRET, timeout=timeout, **endpoints) as client:
             return await arefresh_due(client, store, **kwargs)
 
     return asyncio.run(go())
@@ -97,14 +103,103 @@ def test_failures_are_reported_per_key_and_leave_the_stored_token_byte_identical
 
 
 @KINDS
-def test_a_429_slows_the_run_down_and_fails_no_key(kind: str, fake: FakeTikTok, served: str) -> None:
+@pytest.mark.parametrize("retry_after", [None, "1"])
+def test_a_429_slows_the_run_down_and_fails_no_key(
+    kind: str, retry_after: str | None, fake: FakeTikTok, served: str
+) -> None:
     store = MemoryTokenStore()
     for i in range(6):
         _stored(fake, store, f"u{i}", due=True)
-    fake.fail_next(status=429, body=b'{"error": "rate_limit_exceeded"}', times=4)
+    headers = {"content-type": "application/json"}
+    if retry_after is not None:
+        headers["retry-after"] = retry_after
+    # Without Retry-After the client does not retry: every 429 reaches the keeper's shared back-off.
+    # With it the client first retries (up to 3 attempts) itself.
+    fake.fail_next(status=429, body=b'{"error": "rate_limit_exceeded"}', times=4, headers=headers)
     report = _keep(kind, fake, served, store, concurrency=2)
     assert report.failed == {}
-    assert len(report.refreshed) == 6
+    assert sorted(report.refreshed) == [f"u{i}" for i in range(6)]
+    assert fake.grant_count("refresh_token") == 6
+    assert len(fake.token_requests) == 6 + 4  # every 429 was answered, and each key then refreshed once
+
+
+class _Bare:
+    """A user's store with neither `keys()` nor `expiring()`."""
+
+    def __init__(self) -> None:
+        self.inner = MemoryTokenStore()
+        self.get, self.set = self.inner.get, self.inner.set
+        self.delete, self.lock = self.inner.delete, self.inner.lock
+
+
+class _KeysOnly(_Bare):
+    """A user's store with `keys()` but no `expiring()`."""
+
+    def keys(self) -> Iterator[str]:
+        return iter(list(self.inner.keys()))
+
+
+@KINDS
+def test_a_store_with_only_keys_is_walked_whole(kind: str, fake: FakeTikTok, served: str) -> None:
+    store = _KeysOnly()
+    for i in range(4):
+        _stored(fake, store.inner, f"due-{i}", due=True)
+    for i in range(3):
+        _stored(fake, store.inner, f"later-{i}", due=False)
+    report = _keep(kind, fake, served, store)
+    assert sorted(report.refreshed) == [f"due-{i}" for i in range(4)]
+    assert report.fresh == 3  # examined, not due
+    bare = _Bare()
+    _stored(fake, bare.inner, "u", due=True)
+    with pytest.raises(TypeError, match="pass keys="):
+        _keep(kind, fake, served, bare)
+    assert _keep(kind, fake, served, bare, keys=["u"]).refreshed == ["u"]
+
+
+@KINDS
+def test_mixed_failures_each_get_their_outcome_and_failed_files_stay_byte_identical(
+    kind: str, fake: FakeTikTok, served: str, tmp_path: Path
+) -> None:
+    store = FileTokenStore(tmp_path / "tokens")
+    names = ["broken", "html", "slow", "revoked", "fine"]
+    for name in names:
+        _stored(fake, store, name, due=True)
+    before = {name: store.token_path(name).read_bytes() for name in names}
+    fake.serve_timeout_delay = 1.0
+    html = b"<html><body>502 Bad Gateway</body></html>"
+    faults: dict[str, Callable[[], None]] = {
+        "broken": lambda: fake.fail_next(status=503, times=3),
+        "html": lambda: fake.fail_next(status=502, body=html, headers={"content-type": "text/html"}, times=3),
+        "slow": fake.timeout_next,  # a refresh lost on the way back is not retried
+        "revoked": lambda: fake.revoke_grants("revoked"),
+        "fine": lambda: None,
+    }
+    seen: list[tuple[str, str]] = []
+    for name in names:
+        faults[name]()
+        report = _keep(
+            kind,
+            fake,
+            served,
+            store,
+            keys=[name, "gone"],
+            timeout=0.5,
+            progress=lambda k, o: seen.append((k, o)),
+        )
+        assert all(type(error) is TikTokServerError for error in report.failed.values())
+    outcomes = dict(seen)  # "gone" (nothing stored) is skipped: no progress, not in the report
+    assert outcomes == {
+        "broken": "failed",
+        "html": "failed",
+        "slow": "failed",
+        "revoked": "reauthorization_required",
+        "fine": "refreshed",
+    }
+    assert len(seen) == len(names)
+    for name in ["broken", "html", "slow", "revoked"]:
+        assert store.token_path(name).read_bytes() == before[name]
+    assert store.token_path("fine").read_bytes() != before["fine"]
+    assert fake.stale_refresh_token_uses == 0
 
 
 @KINDS
@@ -134,27 +229,61 @@ def test_concurrency_is_bounded(kind: str, fake: FakeTikTok, served: str) -> Non
     assert 2 <= peak[0] <= 3
 
 
-def test_a_keeper_and_live_traffic_never_refresh_one_token_twice(fake: FakeTikTok, served: str) -> None:
+def _beside_traffic(kind: str, fake: FakeTikTok, served: str, store: Any, keys: list[str]) -> RefreshReport:
+    """A keeper over `keys` while three callers make requests for each key through `TikTokAuth`."""
+    url, endpoints, params = fake.user_info_url(served), fake.endpoints(served), {"fields": "open_id"}
+    if kind == "sync":
+        with TikTokOAuth2Client("test-key", SECRET, **endpoints) as client:
+
+            def traffic() -> None:
+                with httpx.Client() as http:
+                    for key in keys:
+                        http.get(
+                            url, params=params, auth=TikTokAuth(client, store, key, leeway=3600)
+                        ).raise_for_status()
+
+            threads = [threading.Thread(target=traffic) for _ in range(3)]
+            for thread in threads:
+                thread.start()
+            report = refresh_due(client, store, within=3600, keys=keys, concurrency=4)
+            for thread in threads:
+                thread.join()
+            return report
+
+    async def go() -> RefreshReport:
+        async with (
+            AsyncTikTokOAuth2Client("test-key", SECRET, **endpoints) as client,
+            httpx.AsyncClient() as http,
+        ):
+
+            async def traffic() -> None:
+                for key in keys:
+                    auth = TikTokAuth(client, store, key, leeway=3600)
+                    (await http.get(url, params=params, auth=auth)).raise_for_status()
+
+            async with asyncio.TaskGroup() as group:
+                for _ in range(3):
+                    group.create_task(traffic())
+                keeper = group.create_task(arefresh_due(client, store, within=3600, keys=keys, concurrency=4))
+            return keeper.result()
+
+    return asyncio.run(go())
+
+
+@KINDS
+def test_a_keeper_and_live_traffic_never_refresh_one_token_twice(
+    kind: str, fake: FakeTikTok, served: str
+) -> None:
     store = MemoryTokenStore()
-    for i in range(8):
-        _stored(fake, store, f"u{i}", due=True)
+    keys = [f"u{i}" for i in range(8)]
+    for key in keys:
+        _stored(fake, store, key, due=True)
     fake.token_delay = 0.1
-    with TikTokOAuth2Client("test-key", SECRET, **fake.endpoints(served)) as client:
-
-        def traffic() -> None:
-            for i in range(8):
-                auth = TikTokAuth(client, store, f"u{i}", leeway=3600)
-                httpx.get(fake.user_info_url(served), params={"fields": "open_id"}, auth=auth)
-
-        threads = [threading.Thread(target=traffic) for _ in range(3)]
-        for thread in threads:
-            thread.start()
-        report = refresh_due(client, store, within=3600, concurrency=4)
-        for thread in threads:
-            thread.join()
+    report = _beside_traffic(kind, fake, served, store, keys)
     assert fake.grant_count("refresh_token") == 8
     assert fake.stale_refresh_token_uses == 0
     assert len(report.refreshed) + report.fresh == 8
+    assert not report.failed
 
 
 def test_the_wrong_client_kind_is_a_type_error(fake: FakeTikTok) -> None:

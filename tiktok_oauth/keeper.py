@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from tiktok_oauth import _clock
-from tiktok_oauth.auth._source import TokenSource
+from tiktok_oauth.auth._source import NOTHING_STORED, TokenSource
 from tiktok_oauth.client import AsyncTikTokOAuth2Client, TikTokOAuth2Client
 from tiktok_oauth.errors import RateLimitedError, ReauthorizationRequiredError
 
@@ -98,27 +98,78 @@ class _Key:
             self.backoff.hit(error)
             return None, None, True
         if isinstance(error, ReauthorizationRequiredError):
-            if self.source.current[0] is None and "no token is stored" in str(error):
-                return None, None, False  # deleted meanwhile: skipped
+            if str(error) == NOTHING_STORED.format(key=self.source.key):
+                return None, None, False  # the key holds nothing (deleted meanwhile): skipped
             return "reauthorization_required", error, False
         return "failed", error, False
 
 
-def _sources(client: Any, store: Any, within: float) -> Callable[[str], TokenSource]:
-    is_async_store = inspect.iscoroutinefunction(getattr(store, "get", None))
+class _Run:
+    """One keeper run's shared state: the sources' settings, the back-off, the report and the progress."""
 
-    def make(key: str) -> TokenSource:
-        return TokenSource(
-            client,
-            store,
+    def __init__(self, client: Any, store: Any, within: float, progress: Progress | None) -> None:
+        self.client, self.store, self.within, self.progress = client, store, within, progress
+        self.is_async_store = inspect.iscoroutinefunction(getattr(store, "get", None))
+        self.backoff = _Backoff()
+        self.report = RefreshReport()
+        self.started = time.monotonic()
+        self._lock = threading.Lock()
+
+    def key(self, key: str) -> _Key:
+        source = TokenSource(
+            self.client,
+            self.store,
             key,
-            leeway=within,
+            leeway=self.within,
             recheck=0.0,
             client_credentials=False,
-            is_async_store=is_async_store,
+            is_async_store=self.is_async_store,
         )
+        return _Key(source, self.backoff)
 
-    return make
+    def record(self, key: str, outcome: KeyOutcome | None, error: Exception | None) -> None:
+        with self._lock:
+            self.report._add(key, outcome, error)  # noqa: SLF001
+        if outcome is not None and self.progress is not None:
+            self.progress(key, outcome)
+
+    def finish(self) -> RefreshReport:
+        self.report.elapsed = time.monotonic() - self.started
+        return self.report
+
+
+def _visit(run: _Run, key: str) -> None:
+    decision = run.key(key)
+    while True:
+        time.sleep(run.backoff.remaining())
+        error: Exception | None = None
+        renewed: str | None = None
+        try:
+            renewed = decision.source.renew()[0]
+        except Exception as exc:  # noqa: BLE001 - classified by the decision, per key
+            error = exc
+        outcome, error, retry = decision.outcome(error, renewed)
+        if not retry:
+            run.record(key, outcome, error)
+            return
+
+
+async def _avisit(run: _Run, key: str) -> None:
+    import asyncio  # noqa: PLC0415
+
+    decision = run.key(key)
+    while True:
+        await asyncio.sleep(run.backoff.remaining())
+        error: Exception | None = None
+        renewed: str | None = None
+        try:
+            renewed = (await decision.source.arenew())[0]
+        except Exception as exc:  # noqa: BLE001 - classified by the decision, per key
+            error = exc
+        outcome, error, retry = decision.outcome(error, renewed)
+        if not retry:
+            run.record(key, outcome, error)
+            return
 
 
 def _candidates(store: Any, within: float, keys: Iterable[str] | None) -> Any:
@@ -178,40 +229,23 @@ def refresh_due(
         raise TypeError(
             "refresh_due needs a TikTokOAuth2Client; use arefresh_due with an AsyncTikTokOAuth2Client"
         )
-    started = time.monotonic()
-    report, backoff, make = RefreshReport(), _Backoff(), _sources(client, store, within)
-    lock = threading.Lock()
-
-    def run(key: str) -> None:
-        decision = _Key(make(key), backoff)
-        while True:
-            time.sleep(backoff.remaining())
-            error: Exception | None = None
-            renewed: str | None = None
-            try:
-                renewed = decision.source.renew()[0]
-            except Exception as exc:  # noqa: BLE001 - classified below, per key
-                error = exc
-            outcome, error, retry = decision.outcome(error, renewed)
-            if not retry:
-                break
-        with lock:
-            report._add(key, outcome, error)  # noqa: SLF001
-        if outcome is not None and progress is not None:
-            progress(key, outcome)
-
+    run = _Run(client, store, within, progress)
+    if run.is_async_store:
+        raise TypeError("refresh_due needs a sync store; use arefresh_due with an async store")
+    candidates = _shuffled(_candidates(store, within, keys), random.Random())  # noqa: S311 - an order, not a secret
     pending: set[Future[None]] = set()
     with ThreadPoolExecutor(
         max_workers=max(1, concurrency), thread_name_prefix="tiktok-oauth keeper"
     ) as pool:
-        for key in _shuffled(_candidates(store, within, keys), random.Random()):  # noqa: S311 - an order, not a secret
-            if len(pending) >= 2 * concurrency:
-                _, pending = wait(pending, return_when=FIRST_COMPLETED)
-            pending.add(pool.submit(run, key))
+        for key in candidates:
+            if len(pending) >= 2 * concurrency:  # a bounded submit: keys stay streamed
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    future.result()  # a progress callback's exception stops the run
+            pending.add(pool.submit(_visit, run, key))
         for future in pending:
             future.result()
-    report.elapsed = time.monotonic() - started
-    return report
+    return run.finish()
 
 
 async def arefresh_due(
@@ -230,33 +264,21 @@ async def arefresh_due(
         raise TypeError(
             "arefresh_due needs an AsyncTikTokOAuth2Client; use refresh_due with a TikTokOAuth2Client"
         )
-    started = time.monotonic()
-    report, backoff, make = RefreshReport(), _Backoff(), _sources(client, store, within)
+    run = _Run(client, store, within, progress)
     queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=2 * max(1, concurrency))
 
     async def worker() -> None:
         while (key := await queue.get()) is not None:
-            decision = _Key(make(key), backoff)
-            while True:
-                await asyncio.sleep(backoff.remaining())
-                error: Exception | None = None
-                renewed: str | None = None
-                try:
-                    renewed = (await decision.source.arenew())[0]
-                except Exception as exc:  # noqa: BLE001 - classified below, per key
-                    error = exc
-                outcome, error, retry = decision.outcome(error, renewed)
-                if not retry:
-                    break
-            report._add(key, outcome, error)  # noqa: SLF001
-            if outcome is not None and progress is not None:
-                progress(key, outcome)
+            await _avisit(run, key)
 
-    async with asyncio.TaskGroup() as group:
-        workers = [group.create_task(worker()) for _ in range(max(1, concurrency))]
-        async for key in _ashuffled(_candidates(store, within, keys), random.Random()):  # noqa: S311 - an order, not a secret
-            await queue.put(key)
-        for _ in workers:
-            await queue.put(None)
-    report.elapsed = time.monotonic() - started
-    return report
+    candidates = _ashuffled(_candidates(store, within, keys), random.Random())  # noqa: S311 - an order, not a secret
+    try:
+        async with asyncio.TaskGroup() as group:
+            workers = [group.create_task(worker()) for _ in range(max(1, concurrency))]
+            async for key in candidates:
+                await queue.put(key)
+            for _ in workers:
+                await queue.put(None)
+    except ExceptionGroup as failed:  # a progress callback's (or the key listing's) exception stops the run
+        raise failed.exceptions[0] from None
+    return run.finish()

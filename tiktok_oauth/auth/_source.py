@@ -36,6 +36,8 @@ logger = logging.getLogger("tiktok_oauth")
 
 Outcome = Literal["refreshed", "fresh"]
 _NOTHING: Final = (None, 0.0, "")
+#: The message of the ReauthorizationRequiredError for a key that holds nothing (the keeper skips those).
+NOTHING_STORED: Final = "no token is stored under key {key!r}: log in first"
 #: Tasks finishing a refresh whose caller was cancelled: held here so they are not collected mid-write.
 _finishing: set[asyncio.Task[Any]] = set()
 
@@ -108,7 +110,7 @@ class TokenSource:
 
     def _missing(self) -> ReauthorizationRequiredError:
         self.forget()
-        return ReauthorizationRequiredError(f"no token is stored under key {self.key!r}: log in first")
+        return ReauthorizationRequiredError(NOTHING_STORED.format(key=self.key))
 
     def _after_read(self, stored: TikTokToken | None, rejected: str | None) -> TikTokToken | None:
         """A token read without the lock: use it when good; None when it needs renewing under the lock."""
