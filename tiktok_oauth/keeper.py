@@ -19,9 +19,11 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from tiktok_oauth import _clock
+from tiktok_oauth.auth._locks import StoreSection
 from tiktok_oauth.auth._source import NOTHING_STORED, TokenSource
 from tiktok_oauth.client import AsyncTikTokOAuth2Client, TikTokOAuth2Client
 from tiktok_oauth.errors import RateLimitedError, ReauthorizationRequiredError
+from tiktok_oauth.token import TikTokToken
 
 __all__ = ["RefreshReport", "arefresh_due", "refresh_due"]
 
@@ -87,6 +89,14 @@ class _Key:
         self.backoff = backoff
         self.rate_limited = 0
 
+    def glance(self, stored: TikTokToken | None) -> tuple[bool, KeyOutcome | None]:
+        """(done, outcome) from a read without the lock: a key not due is fresh without taking a lock."""
+        if stored is None:
+            return True, None  # the key holds nothing (deleted meanwhile): skipped
+        if not stored.is_expired(self.source.leeway):
+            return True, "fresh"
+        return False, None  # due: renew under the lock, which reads it again
+
     def outcome(
         self, error: Exception | None, renewed: str | None
     ) -> tuple[KeyOutcome | None, Exception | None, bool]:
@@ -140,6 +150,14 @@ class _Run:
 
 def _visit(run: _Run, key: str) -> None:
     decision = run.key(key)
+    try:
+        done, outcome = decision.glance(run.store.get(key))
+    except Exception as exc:  # noqa: BLE001 - an unreadable token is that key's failure
+        run.record(key, "failed", exc)
+        return
+    if done:
+        run.record(key, outcome, None)
+        return
     while True:
         time.sleep(run.backoff.remaining())
         error: Exception | None = None
@@ -158,6 +176,17 @@ async def _avisit(run: _Run, key: str) -> None:
     import asyncio  # noqa: PLC0415
 
     decision = run.key(key)
+    try:
+        stored = await StoreSection(run.store, key, is_async=run.is_async_store, use_lock=False).call(
+            "get", key
+        )
+        done, outcome = decision.glance(stored)
+    except Exception as exc:  # noqa: BLE001 - an unreadable token is that key's failure
+        run.record(key, "failed", exc)
+        return
+    if done:
+        run.record(key, outcome, None)
+        return
     while True:
         await asyncio.sleep(run.backoff.remaining())
         error: Exception | None = None
