@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from tiktok_oauth.auth._flow import flow
 from tiktok_oauth.auth._httpx import drive_async
-from tiktok_oauth.auth._requests import RequestsDriver
+from tiktok_oauth.auth._requests import RequestsDriver, prepared_retry
 
 if TYPE_CHECKING:
     from tiktok_oauth.auth._flow import Hosts
@@ -81,17 +81,8 @@ class NiquestsAsyncDriver(RequestsDriver):
         return request
 
     async def _niquests_fast_response(self, response: Any, **kwargs: Any) -> Any:
-        if response.status_code != 401:
-            return response
-        # Also called for the answers of redirects niquests follows: act only for an allowed URL that carried
-        # our bearer (niquests strips it when a redirect leaves the host).
-        request = response.request
-        sent = request.headers.get("Authorization", "")
-        if not sent.startswith("Bearer ") or not self._hosts.allows_str(request.url):
-            return response
-        steps = flow(request, replayable=True, sent=sent[7:])
-        next(steps)
-        return await self._niquests_response(steps, None, response, **kwargs)
+        steps = self._flow_after_fast_401(response)
+        return response if steps is None else await self._niquests_response(steps, None, response, **kwargs)
 
     async def _niquests_response(
         self, steps: Generator[Any, Any, None], position: int | None, response: Any, **kwargs: Any
@@ -109,14 +100,7 @@ class NiquestsAsyncDriver(RequestsDriver):
         if retry is None:
             return response
         await _close(response)
-        prepared = retry.copy()
-        if position is not None:
-            prepared.body.seek(position)
-        cookie_jar = getattr(prepared, "_cookies", None)
-        if cookie_jar is not None:  # the 401's cookies go out with the retry, as in the requests driver
-            cookie_jar.update(response.cookies)
-            prepared.headers.pop("Cookie", None)
-            prepared.prepare_cookies(cookie_jar)
+        prepared = prepared_retry(retry, position, response)
         retried = await response.connection.send(prepared, **kwargs)
         retried.history.append(response)
         retried.request = prepared

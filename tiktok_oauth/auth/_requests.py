@@ -50,18 +50,25 @@ class RequestsDriver:
         request.register_hook("response", partial(self._requests_response, steps, position))
         return prepared
 
-    def _requests_fast_response(self, response: Any, **kwargs: Any) -> Any:
+    def _flow_after_fast_401(self, response: Any) -> Generator[Any, Any, None] | None:
+        """The flow a fast-path request starts on its 401, or None when the answer is not ours to handle.
+
+        The hook also sees the answers of redirects the session followed: act only for an allowed URL that
+        carried our bearer (requests and niquests strip it when a redirect leaves the host).
+        """
         if response.status_code != 401:
-            return response
-        # This hook also sees the answers of redirects requests followed: act only for an allowed URL
-        # that carried our bearer (requests strips it when a redirect leaves the host).
+            return None
         request = response.request
         sent = request.headers.get("Authorization", "")
         if not sent.startswith("Bearer ") or not self._hosts.allows_str(request.url):
-            return response
+            return None
         steps = flow(request, replayable=True, sent=sent[7:])
         next(steps)
-        return self._requests_response(steps, None, response, **kwargs)
+        return steps
+
+    def _requests_fast_response(self, response: Any, **kwargs: Any) -> Any:
+        steps = self._flow_after_fast_401(response)
+        return response if steps is None else self._requests_response(steps, None, response, **kwargs)
 
     def _requests_response(
         self, steps: Generator[Any, Any, None], position: int | None, response: Any, **kwargs: Any
@@ -76,18 +83,26 @@ class RequestsDriver:
             return response
         _ = response.content  # consume the body and release the connection for the retry
         response.close()
-        prepared = retry.copy()
-        if position is not None:
-            prepared.body.seek(position)
-        cookie_jar = getattr(prepared, "_cookies", None)
-        if cookie_jar is not None:
-            # Cookies the 401 set go out with the retry, as requests' digest auth does; requests has already
-            # parsed them into `response.cookies`, so the library need not import requests for it.
-            cookie_jar.update(response.cookies)
-            prepared.headers.pop("Cookie", None)
-            prepared.prepare_cookies(cookie_jar)
+        prepared = prepared_retry(retry, position, response)
         retried = response.connection.send(prepared, **kwargs)
         retried.history.append(response)
         retried.request = prepared
         steps.close()
         return retried
+
+
+def prepared_retry(retry: Any, position: int | None, response: Any) -> Any:
+    """The request to send again after a 401: a copy, its file body rewound, carrying the 401's cookies.
+
+    Cookies the 401 set go out with the retry, as requests' digest auth does; requests and niquests have
+    already parsed them into `response.cookies`, so neither library need be imported for it.
+    """
+    prepared = retry.copy()
+    if position is not None:
+        prepared.body.seek(position)
+    cookie_jar = getattr(prepared, "_cookies", None)
+    if cookie_jar is not None:
+        cookie_jar.update(response.cookies)
+        prepared.headers.pop("Cookie", None)
+        prepared.prepare_cookies(cookie_jar)
+    return prepared
