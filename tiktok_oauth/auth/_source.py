@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from tiktok_oauth import _clock
@@ -217,7 +217,10 @@ class TokenSource:
         with self._section():
             current = self.store.get(self.key)
             if current is not None:
-                _revoked(lambda: client.revoke_token(current))
+                try:
+                    client.revoke_token(current)
+                except TikTokOAuthError as exc:
+                    _unless_already_revoked(exc)
             self.store.delete(self.key)
             self.unsaved = None
             self.forget()
@@ -269,15 +272,21 @@ class TokenSource:
                 task.cancel()  # nothing was sent yet: stop waiting for the locks too
             raise
 
-    async def _arenew(self, rejected: str | None, progress: _Progress) -> tuple[Outcome, TikTokToken]:
+    @contextlib.asynccontextmanager
+    async def _asection(self) -> AsyncIterator[StoreSection]:
+        """`_section` for async code: the in-process asyncio lock, then the store's lock."""
         import asyncio  # noqa: PLC0415
 
-        client = self._async_client()
         loop = asyncio.get_running_loop()
         async with (
             aholding(locks.async_lock(self.store, self.key, loop), self.key, self.wait_limit),
             StoreSection(self.store, self.key, is_async=self.is_async_store) as section,
         ):
+            yield section
+
+    async def _arenew(self, rejected: str | None, progress: _Progress) -> tuple[Outcome, TikTokToken]:
+        client = self._async_client()
+        async with self._asection() as section:
             current = self.unsaved
             if current is not None:  # our last new token never reached the store: write it first
                 await section.call("set", self.key, current)
@@ -298,38 +307,24 @@ class TokenSource:
             return self._saved()
 
     async def alogout(self) -> None:
-        import asyncio  # noqa: PLC0415
-
         client = self._async_client()
-        loop = asyncio.get_running_loop()
-        async with (
-            aholding(locks.async_lock(self.store, self.key, loop), self.key, self.wait_limit),
-            StoreSection(self.store, self.key, is_async=self.is_async_store) as section,
-        ):
+        async with self._asection() as section:
             current = await section.call("get", self.key)
             if current is not None:
                 try:
                     await client.revoke_token(current)
-                except (TikTokServerError, RateLimitedError):
-                    raise
                 except TikTokOAuthError as exc:
-                    _log_already_revoked(exc)
+                    _unless_already_revoked(exc)
             await section.call("delete", self.key)
             self.unsaved = None
             self.forget()
 
 
-def _revoked(revoke: Callable[[], None]) -> None:
-    """Revoke; a token TikTok no longer knows is as good as revoked. Server and rate errors are raised."""
-    try:
-        revoke()
-    except (TikTokServerError, RateLimitedError):
-        raise
-    except TikTokOAuthError as exc:
-        _log_already_revoked(exc)
-
-
-def _log_already_revoked(exc: TikTokOAuthError) -> None:
+def _unless_already_revoked(exc: TikTokOAuthError) -> None:
+    """A failed revoke during logout: raised when TikTok may still honour the token (a 5xx, a 429);
+    any other OAuth error means TikTok no longer knows the token, which is as good as revoked."""
+    if isinstance(exc, TikTokServerError | RateLimitedError):
+        raise exc
     logger.debug("revoke answered %s: the token was already revoked; deleting it", exc.error)
 
 
