@@ -211,14 +211,33 @@ def _candidates(store: Any, within: float, keys: Iterable[str] | None) -> Any:
     raise TypeError("this store offers neither expiring() nor keys(): pass keys=")
 
 
+class _Shuffle:
+    """A bounded shuffle buffer: keys go in as they stream, and come out in a random order."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self._rng = rng
+        self._buffer: list[str] = []
+
+    def add(self, key: str) -> str | None:
+        """Buffer `key`; once the buffer is full, hand back a random one of those buffered."""
+        self._buffer.append(key)
+        if len(self._buffer) < _SHUFFLE:
+            return None
+        return self._buffer.pop(self._rng.randrange(len(self._buffer)))
+
+    def rest(self) -> list[str]:
+        """What is left once the keys have run out, shuffled."""
+        self._rng.shuffle(self._buffer)
+        return self._buffer
+
+
 def _shuffled(keys: Iterable[str], rng: random.Random) -> Iterator[str]:
-    buffer: list[str] = []
+    shuffle = _Shuffle(rng)
     for key in keys:
-        buffer.append(key)
-        if len(buffer) >= _SHUFFLE:
-            yield buffer.pop(rng.randrange(len(buffer)))
-    rng.shuffle(buffer)
-    yield from buffer
+        out = shuffle.add(key)
+        if out is not None:
+            yield out
+    yield from shuffle.rest()
 
 
 async def _ashuffled(keys: Any, rng: random.Random) -> AsyncIterator[str]:
@@ -226,13 +245,12 @@ async def _ashuffled(keys: Any, rng: random.Random) -> AsyncIterator[str]:
         for key in _shuffled(keys, rng):
             yield key
         return
-    buffer: list[str] = []
+    shuffle = _Shuffle(rng)
     async for key in keys:
-        buffer.append(key)
-        if len(buffer) >= _SHUFFLE:
-            yield buffer.pop(rng.randrange(len(buffer)))
-    rng.shuffle(buffer)
-    for key in buffer:
+        out = shuffle.add(key)
+        if out is not None:
+            yield out
+    for key in shuffle.rest():
         yield key
 
 
