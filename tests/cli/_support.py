@@ -175,8 +175,10 @@ def free_port() -> int:
 
 
 def follow_authorize(url: str) -> str:
-    """Play the browser at the served fake: GET the authorization URL, return the 302's Location."""
+    """Play the browser at the served fake: open its consent page, press Authorize, return the 302's Location."""
     with httpx.Client(trust_env=False) as http:
-        response = http.get(url)
+        page = http.get(url)
+        assert page.status_code == 200, page.text
+        response = http.post(url, data={"open_id": "test-open-id", "decision": "authorize"})
     assert response.status_code == 302, response.text
     return response.headers["location"]

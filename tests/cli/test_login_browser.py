@@ -68,6 +68,11 @@ class Chromium:
             self.driver.get(earlier)
             self.visited.append(self.driver.page_source)
         self.driver.get(url)
+        # The served fake's consent page: the user presses Authorize, and TikTok redirects to the catcher.
+        self.driver.find_element("id", "authorize").click()
+        from selenium.webdriver.support.wait import WebDriverWait
+
+        WebDriverWait(self.driver, 20).until(lambda driver: "/v2/auth/authorize/" not in driver.current_url)
 
 
 @pytest.fixture

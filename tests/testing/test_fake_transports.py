@@ -85,10 +85,15 @@ def test_requests_adapter_raises_requests_read_timeout(fake: FakeTikTok) -> None
             session.post(TOKEN_URL, data=CLIENT | {"grant_type": "client_credentials"}, timeout=5)
 
 
-def test_requests_adapter_authorize_answers_302(fake: FakeTikTok, auth_url: Callable[..., str]) -> None:
+def test_requests_adapter_authorize_answers_the_consent_form_with_302(
+    fake: FakeTikTok, auth_url: Callable[..., str]
+) -> None:
     with requests.Session() as session:
         fake.mount(session)
-        response = session.get(auth_url(), allow_redirects=False, timeout=5)
+        page = session.get(auth_url(), allow_redirects=False, timeout=5)
+        form = {"open_id": "test-open-id", "decision": "authorize"}
+        response = session.post(auth_url(), data=form, allow_redirects=False, timeout=5)
+    assert page.status_code == 200
     assert response.status_code == 302
     assert response.headers["Location"].startswith("https://app.example/callback?code=")
 
@@ -101,12 +106,12 @@ def test_endpoints_point_at_the_base_url(fake: FakeTikTok) -> None:
     }
 
 
-def test_served_browser_get_of_authorize_redirects_to_the_callback(
+def test_served_consent_form_redirects_to_the_callback(
     fake: FakeTikTok, auth_url: Callable[..., str]
 ) -> None:
     with fake.serve() as base_url:
         url = auth_url().replace("https://www.tiktok.com", base_url)
-        response = httpx.get(url)
+        response = httpx.post(url, data={"open_id": "test-open-id", "decision": "authorize"})
     assert response.status_code == 302
     callback = response.headers["location"]
     assert callback.startswith("https://app.example/callback?code=")
@@ -128,7 +133,8 @@ def test_served_full_flow_over_real_http(fake: FakeTikTok, auth_url: Callable[..
     with fake.serve() as base_url, httpx.Client() as client:
         endpoints = fake.endpoints(base_url)
         url = auth_url().replace("https://www.tiktok.com/v2/auth/authorize/", endpoints["authorize_url"])
-        callback = client.get(url).headers["location"]
+        consent = {"open_id": "test-open-id", "decision": "authorize"}
+        callback = client.post(url, data=consent).headers["location"]
         code = parse_qs(urlsplit(callback).query)["code"][0]
         form = CLIENT | {"grant_type": "authorization_code", "code": code}
         form |= {"redirect_uri": "https://app.example/callback", "code_verifier": "verifier-" + "x" * 50}

@@ -45,6 +45,7 @@ VIDEO_LIST_PATH = "/v2/video/list/"
 VIDEO_LIST_FIELDS = ",".join(VIDEO_FIELDS)
 _ROUTES = {
     ("GET", AUTHORIZE_PATH): "authorize",
+    ("POST", AUTHORIZE_PATH): "authorize",  # the consent page's form
     ("POST", TOKEN_PATH): "token",
     ("POST", REVOKE_PATH): "revoke",
     ("GET", USER_INFO_PATH): "user_info",

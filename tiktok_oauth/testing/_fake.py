@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from tiktok_oauth.testing._authorize import AUTHORIZE_PATH, callback_url, check_authorization_url
+from tiktok_oauth.testing._consent import consent_choice, consent_page
 from tiktok_oauth.testing._endpoints import (
     REVOKE_PATH,
     TOKEN_PATH,
@@ -221,7 +222,10 @@ class FakeTikTok:
             fault = self._take_fault(endpoint)
             if fault is not None and (fault.response is not None or not fault.processed):
                 return fault.response
-            response = self._answer(endpoint, url, lowered, body)
+            if endpoint == "authorize":
+                response = self._consent_page(method.upper(), url, body)
+            else:
+                response = self._answer(endpoint, url, lowered, body)
             return None if fault is not None else response
 
     def transport(self, *, httpx_module: ModuleType | None = None) -> FakeTransport:
@@ -244,7 +248,13 @@ class FakeTikTok:
 
     @contextmanager
     def serve(self) -> Iterator[str]:
-        """Serve the endpoints on a loopback HTTP server; yield its base URL, stop it on exit."""
+        """Serve the endpoints on a loopback HTTP server; yield its base URL, stop it on exit.
+
+        A browser sent to the authorization URL gets TikTok's consent page: the app's client key, the
+        scopes asked, a text field `open_id` and Authorize / Deny buttons; submitting it redirects to
+        the redirect URI exactly as `authorize()` would. The server holds hundreds of concurrent
+        connections.
+        """
         from tiktok_oauth.testing._server import running_server  # noqa: PLC0415
 
         with running_server(self) as base_url:
@@ -272,6 +282,17 @@ class FakeTikTok:
         params = {"code": code, "scopes": ",".join(granted), "state": request.state}
         return callback_url(request.redirect_uri, params)
 
+    def _consent_page(self, method: str, url: str, body: bytes) -> FakeResponse:
+        """A browser on TikTok's consent page: GET shows it; its form (POST) consents as `authorize` does."""
+        try:
+            if method == "GET":
+                return consent_page(check_authorization_url(url, self.client_key), self.client_key, url)
+            open_id, deny = consent_choice(body)
+            callback = self._consent(url, open_id, None, deny=deny)
+        except FakeTikTokError as error:
+            return error_page(str(error))
+        return FakeResponse(302, {"location": callback}, b"")
+
     def _add_fault(self, fault: _Fault) -> None:
         with self._lock:
             self._faults.append(fault)
@@ -287,12 +308,6 @@ class FakeTikTok:
 
     def _answer(self, endpoint: str | None, url: str, headers: dict[str, str], body: bytes) -> FakeResponse:
         client = (self.client_key, self.client_secret)
-        if endpoint == "authorize":
-            try:
-                callback = self._consent(url, "test-open-id", None, deny=False)
-            except FakeTikTokError as error:
-                return error_page(str(error))
-            return FakeResponse(302, {"location": callback}, b"")
         if endpoint == "token":
             response, grant_type = answer_token(self._ledger, client, url, headers, body)
             if grant_type is not None:
