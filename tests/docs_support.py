@@ -7,7 +7,8 @@ code meet a fake TikTok instead of the real one:
 - every new `requests.Session` (also the one inside `requests.get`) has the fake mounted;
 - niquests sessions (sync and async) and aiohttp client sessions send what they address to
   `open.tiktokapis.com` to the fake served on loopback (started on first use), after auth has run;
-- `TIKTOK_CLIENT_KEY` / `TIKTOK_CLIENT_SECRET` hold the fake app's credentials (`REDIS_URL` a test Redis);
+- `TIKTOK_CLIENT_KEY` / `TIKTOK_CLIENT_SECRET` hold the fake app's credentials, `SESSION_SECRET_KEY` a web
+  app's session key (`REDIS_URL` a test Redis);
 - `webbrowser.open(url)` plays a user who consents on TikTok's page; when the redirect URI is on loopback
   `http`, it then follows the redirect to it, as a browser would (in a thread, so the sample's one-shot
   server can answer);
@@ -44,6 +45,9 @@ from tiktok_oauth.testing import FakeTikTok
 #: The fake app's credentials; samples read them from these environment variables.
 CLIENT_KEY = "docs-client-key"
 CLIENT_SECRET = "docs-client-secret"
+
+#: The web apps' session signing key, from `SESSION_SECRET_KEY` as a deployment would set it.
+SESSION_SECRET_KEY = "docs-session-secret-key"
 
 #: First line of a ```python block that is shown but not run, followed by the reason.
 NOT_RUN = "# not run:"
@@ -241,6 +245,7 @@ def fake_world(
     """Point the libraries a sample uses at `fake` (see the module docstring); undo it on exit."""
     user = _User(fake)
     variables = {"TIKTOK_CLIENT_KEY": CLIENT_KEY, "TIKTOK_CLIENT_SECRET": CLIENT_SECRET, **(environ or {})}
+    variables["SESSION_SECRET_KEY"] = SESSION_SECRET_KEY
     with contextlib.ExitStack() as stack:
         stack.enter_context(contextlib.chdir(directory))
         stack.enter_context(mock.patch.dict(os.environ, variables))

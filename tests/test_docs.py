@@ -13,6 +13,8 @@ How the samples run:
 - Pages about testing (`PLAIN_PAGES`) run without those patches: their samples build their own `FakeTikTok`
   and transports, as a user's tests would. Functions named `test_*` that a block defines are then called,
   with a fresh `fake_tiktok` (and `tmp_path`), as pytest would.
+- A block that mentions `django` runs with Django configured as `tests/_django.py` does (cookie sessions), as a
+  project's settings would be.
 - A block that mentions `REDIS_URL` gets a real redis-server (from `tests/_redis.py`) in that variable;
   without `redis-server` it is skipped (and fails under `CI`, like the store tests).
 - Not run: blocks in other languages (```bash, ```text, ```toml, ...), and a ```python block whose first line
@@ -32,13 +34,14 @@ from typing import Any
 
 import pytest
 
+from tests._django import configure_django
 from tests._redis import RedisServer, require_redis_server
 from tests.docs_support import CLIENT_KEY, CLIENT_SECRET, Block, call_test_functions, code_blocks, fake_world
 from tiktok_oauth.testing import FakeTikTok
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-PLAIN_PAGES = {"testing.md"}
+PLAIN_PAGES = {"testing.md", "web.md"}
 
 
 def _blocks() -> list[Block]:
@@ -74,6 +77,8 @@ def _run(block: Block, page: _Page, environ: dict[str, str]) -> None:
     code = compile(block.source, f"{block.path.name}:{block.line}", "exec")
     before = set(page.namespace)
     plain = block.path.name in PLAIN_PAGES
+    if "django" in block.source:
+        configure_django()  # a project's settings.py, which a sample cannot show whole
     with fake_world(page.fake, page.directory, patch_http=not plain, environ=environ):
         exec(code, page.namespace)  # noqa: S102 - running the documentation is the point
         if plain:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import threading
 import time
 import webbrowser
@@ -14,38 +12,15 @@ from typing import Any
 
 import pytest
 
+from tests._chromium import headless_chromium, press
 from tests.cli._support import CLI, Served, free_port
 from tiktok_oauth.stores import FileTokenStore
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 
 
 @pytest.fixture
 def driver(tmp_path: Path) -> Iterator[Any]:
-    """A headless Chromium under Selenium; skipped without Chromium, except in CI where that is a failure."""
-    if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
-        message = f"needs {CHROMIUM} and {CHROMEDRIVER} (Debian: apt-get install chromium chromium-driver)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    webdriver: Any = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in (
-        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
-        "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-    ):  # fmt: skip
-        options.add_argument(argument)
-    browser = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
-    browser.set_page_load_timeout(20)
-    try:
+    with headless_chromium(tmp_path / "chromium-profile") as browser:
         yield browser
-    finally:
-        browser.quit()
 
 
 @dataclass
@@ -68,11 +43,7 @@ class Chromium:
             self.driver.get(earlier)
             self.visited.append(self.driver.page_source)
         self.driver.get(url)
-        # The served fake's consent page: the user presses Authorize, and TikTok redirects to the catcher.
-        self.driver.find_element("id", "authorize").click()
-        from selenium.webdriver.support.wait import WebDriverWait
-
-        WebDriverWait(self.driver, 20).until(lambda driver: "/v2/auth/authorize/" not in driver.current_url)
+        press(self.driver, "authorize")  # on the served fake's consent page; TikTok redirects to the catcher
 
 
 @pytest.fixture

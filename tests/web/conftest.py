@@ -1,42 +1,20 @@
-"""Fixtures for the web login tests: a client on the fake, a store, and Django configured once."""
+"""Fixtures for the web login tests: a client on the fake, a store; Django configured once."""
 
 from __future__ import annotations
 
-import types
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
+from tests._django import configure_django
 from tests.conftest import SECRET
 from tiktok_oauth import MemoryTokenStore, TikTokOAuth2Client
 from tiktok_oauth.testing import FakeTikTok
 
 REDIRECT_URI = "https://app.example/callback"
-NO_URLS = types.ModuleType("no_urls")
-NO_URLS.urlpatterns = []  # type: ignore[attr-defined]
 
-
-def _configure_django() -> None:
-    """`settings.configure()` once per process: cookie sessions (no database), this package's test URLs."""
-    import django
-    from django.conf import settings
-
-    if not settings.configured:
-        settings.configure(
-            SECRET_KEY="django-test-secret-key-for-tiktok-oauth-tests-only",
-            ALLOWED_HOSTS=["testserver", "127.0.0.1", "localhost"],
-            ROOT_URLCONF=NO_URLS,  # each test brings its own (override_settings)
-            MIDDLEWARE=["django.contrib.sessions.middleware.SessionMiddleware"],
-            INSTALLED_APPS=["django.contrib.sessions"],
-            SESSION_ENGINE="django.contrib.sessions.backends.signed_cookies",
-            USE_TZ=True,
-            DATABASES={},
-        )
-        django.setup()
-
-
-_configure_django()
+configure_django()
 
 
 @pytest.fixture
