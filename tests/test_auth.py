@@ -623,7 +623,7 @@ def test_refreshes_and_retries_are_logged_without_secrets(
         assert all(secret not in m for m in messages)
 
 
-def test_in_process_locks_live_as_long_as_their_store() -> None:
+def test_in_process_lock_entries_live_while_used_and_tables_as_long_as_their_store() -> None:
     import gc
 
     from tiktok_oauth.auth._locks import locks
@@ -631,7 +631,14 @@ def test_in_process_locks_live_as_long_as_their_store() -> None:
     before = len(locks._by_store)
     for _ in range(100):
         store = MemoryTokenStore()
-        assert locks.thread_lock(store, "k") is locks.thread_lock(store, "k")
+        with locks.hold(store, "k", 1.0) as first:
+            assert locks.entries(store) == 1
+            # a second caller meets the same lock
+            with pytest.raises(TokenStoreError, match="timed out"), locks.hold(store, "k", 0.0):
+                pass
+            assert locks.entries(store) == 1
+        assert not first.locked()
+        assert locks.entries(store) == 0
         del store
     gc.collect()
     assert len(locks._by_store) <= before
@@ -663,8 +670,12 @@ def test_in_process_locks_work_for_stores_that_cannot_be_weakly_referenced(
     store = SlottedStore()
     auth = TikTokAuth(client, store)
     assert auth.store is store
-    assert locks.thread_lock(store, "k") is locks.thread_lock(store, "k")
-    assert locks.thread_lock(store, "k") is not locks.thread_lock(store, "other")
+    with locks.hold(store, "k", 1.0):
+        with pytest.raises(TokenStoreError, match="timed out"), locks.hold(store, "k", 0.0):  # one per key...
+            pass
+        with locks.hold(store, "other", 0.0):  # ...and another for another key
+            assert locks.entries(store) == 2
+    assert locks.entries(store) == 0
 
 
 def test_item10_lock_tables_of_unreferenceable_stores_are_freed(client: TikTokOAuth2Client) -> None:
@@ -676,7 +687,8 @@ def test_item10_lock_tables_of_unreferenceable_stores_are_freed(client: TikTokOA
     for _ in range(1000):
         store = SlottedStore()
         auth = TikTokAuth(client, store)
-        locks.thread_lock(store, "default")
+        with locks.hold(store, "default", 1.0):
+            pass
         del auth, store
     gc.collect()
     assert len(locks._by_id) <= before
@@ -691,8 +703,11 @@ def test_item10_a_recycled_id_does_not_share_a_dead_stores_locks(client: TikTokO
     for _ in range(200):
         store = SlottedStore()
         auth = TikTokAuth(client, store)
-        lock = locks.thread_lock(store, "default")
-        lock.acquire()  # a lock a dead store's user left held must never block a new store
+        with locks.hold(
+            store, "default", 0.0
+        ) as lock:  # a dead store's lock, even held, never blocks a new one
+            pass
+        lock.acquire()
         old = seen.get(id(store))
         assert old is None or old is not lock
         seen[id(store)] = lock

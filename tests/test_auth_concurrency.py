@@ -6,6 +6,7 @@ The fake's token endpoint is slowed (`token_delay`) so that every caller arrives
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import sys
 import textwrap
@@ -229,3 +230,104 @@ def test_async_wait_for_a_file_lock_held_by_another_process_does_not_stall_the_l
     assert waited >= 1.0  # it did wait for the other process's lock ...
     assert ticks >= 40  # ... while the loop kept ticking (about 100 ticks a second when free)
     assert fake.grant_count("refresh_token") == 1
+
+
+class LocklessStore:
+    """A store with no `lock`: only the in-process lock table keeps two callers of one key apart.
+
+    `set` (called under that lock, after a refresh) notes how many entries the table holds at that moment.
+    """
+
+    def __init__(self) -> None:
+        self._tokens: dict[str, TikTokToken] = {}
+        self.entries_seen: list[int] = []
+
+    def get(self, key: str) -> TikTokToken | None:
+        return self._tokens.get(key)
+
+    def set(self, key: str, token: TikTokToken) -> None:
+        from tiktok_oauth.auth._locks import locks
+
+        self.entries_seen.append(locks.entries(self))
+        self._tokens[key] = token
+
+    def delete(self, key: str) -> None:
+        self._tokens.pop(key, None)
+
+
+def lockless_store(fake: FakeTikTok, keys: int) -> LocklessStore:
+    store = LocklessStore()
+    for i in range(keys):
+        store._tokens[f"user-{i}"] = expired_token(fake)
+    return store
+
+
+def test_threads_refresh_each_key_once_and_leave_no_lock_entry_behind(fake: FakeTikTok, served: str) -> None:
+    from tiktok_oauth.auth._locks import locks
+
+    fake.token_delay = 0.05
+    keys, callers = 40, 4
+    store = lockless_store(fake, keys)
+    client = TikTokOAuth2Client("test-key", SECRET, **fake.endpoints(served))
+    # Four auth objects per key: they share nothing but the lock table's entry for that key.
+    auths = [TikTokAuth(client, store, f"user-{i % keys}") for i in range(keys * callers)]
+    barrier = threading.Barrier(32)
+    with client, httpx.Client(limits=httpx.Limits(max_connections=64), timeout=30) as api:
+
+        def request(auth: TikTokAuth) -> int:
+            with contextlib.suppress(threading.BrokenBarrierError):
+                barrier.wait(timeout=5)  # the first 32 start together; the rest as threads free up
+            return api.get(fake.user_info_url(served), auth=auth).status_code
+
+        with ThreadPoolExecutor(32) as pool:
+            statuses = list(pool.map(request, auths))
+    assert statuses == [200] * (keys * callers)
+    assert fake.grant_count("refresh_token") == keys
+    assert fake.stale_refresh_token_uses == 0
+    assert min(store.entries_seen) >= 1  # each write ran under an entry of the table
+    assert locks.entries(store) == 0
+
+
+def test_tasks_refresh_each_key_once_and_leave_no_lock_entry_behind(fake: FakeTikTok, served: str) -> None:
+    from tiktok_oauth.auth._locks import locks
+
+    fake.token_delay = 0.05
+    keys, callers = 40, 4
+    store = lockless_store(fake, keys)
+
+    async def main() -> list[int]:
+        async with AsyncTikTokOAuth2Client("test-key", SECRET, **fake.endpoints(served)) as client:
+            auths = [TikTokAuth(client, store, f"user-{i % keys}") for i in range(keys * callers)]
+            limits = httpx.Limits(max_connections=64)
+            async with httpx.AsyncClient(limits=limits, timeout=30) as api:
+                url = fake.user_info_url(served)
+                responses = await asyncio.gather(*(api.get(url, auth=auth) for auth in auths))
+        return [r.status_code for r in responses]
+
+    assert asyncio.run(main()) == [200] * (keys * callers)
+    assert fake.grant_count("refresh_token") == keys
+    assert fake.stale_refresh_token_uses == 0
+    assert min(store.entries_seen) >= 1
+    assert locks.entries(store) == 0
+
+
+def test_a_fresh_token_is_used_without_touching_the_lock_table(fake: FakeTikTok, served: str) -> None:
+    from tiktok_oauth.auth._locks import locks
+
+    store = LocklessStore()
+    store.set("default", TikTokToken(fake.issue_token()))
+    client = TikTokOAuth2Client("test-key", SECRET, **fake.endpoints(served))
+    statuses: list[int] = []
+    with client, httpx.Client(auth=TikTokAuth(client, store), timeout=30) as api:
+
+        def requests() -> None:
+            statuses.extend(api.get(fake.user_info_url(served)).status_code for _ in range(3))
+
+        with locks._guard:  # a caller that touched the table would wait here until the end of this block
+            worker = threading.Thread(target=requests, daemon=True)
+            worker.start()
+            worker.join(timeout=30)
+            alive = worker.is_alive()
+        worker.join()
+    assert not alive
+    assert statuses == [200] * 3

@@ -1,9 +1,10 @@
 """In-process locks, wait limits, and the thread that holds a sync store's lock for async code.
 
-`locks` has one lock per (store, key), shared by every `TikTokAuth` and keeper on that store. Locks live as
-long as their store (and, for asyncio locks, their event loop); for a store that cannot be weakly referenced,
-as long as some object that uses it. A forked child gets a fresh table: a lock held by a parent's thread
-would never be released there.
+`locks` has one lock per (store, key), shared by every `TikTokAuth` and keeper on that store, while some
+caller holds or waits for it: a key's entry is dropped when its last caller leaves, so a keeper that has
+refreshed 100,000 keys holds no entry for them. A store's table lives as long as the store (for a store that
+cannot be weakly referenced, as long as some object that uses it). A forked child gets a fresh table: a lock
+held by a parent's thread would never be released there.
 
 `StoreSection` is where a refresh's store I/O happens in async code: under the store's lock, with `get` /
 `set` / `delete` as coroutines. For a sync store it runs the lock's entry, every call and the lock's exit on
@@ -17,7 +18,7 @@ import contextlib
 import os
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Self
 
@@ -45,8 +46,23 @@ def timed_out(key: str, limit: float) -> TokenStoreError:
     return TokenStoreError(f"timed out after {limit:g} s waiting for another caller's refresh of key {key!r}")
 
 
+class _Entry:
+    """One key's in-process lock and how many callers hold it or wait for it."""
+
+    __slots__ = ("lock", "users")
+
+    def __init__(self, lock: Any) -> None:
+        self.lock = lock
+        self.users = 0
+
+
 class LockTable:
-    """One `threading.Lock` and one `asyncio.Lock` per event loop, for each (store, key)."""
+    """One `threading.Lock` and one `asyncio.Lock` per event loop, for each (store, key) in use.
+
+    An entry exists only while some caller holds or waits for its lock: the use count is taken under the
+    table's guard before waiting and dropped (the entry deleted at zero) after releasing, so every caller of
+    one key meets the same lock however many keys a keeper has been through.
+    """
 
     def __init__(self) -> None:
         self.reset()
@@ -90,49 +106,76 @@ class LockTable:
         except TypeError:  # not weakly referenceable and not registered: a table for this call only
             return {}
 
-    def thread_lock(self, store: object, key: str) -> threading.Lock:
+    def entries(self, store: object) -> int:
+        """How many keys of `store` have an entry (callers holding or waiting for their lock)."""
         with self._guard:
-            lock: threading.Lock = self._table(store).setdefault(("thread", key), threading.Lock())
-            return lock
+            return len(self._table(store))
 
-    def async_lock(self, store: object, key: str, loop: asyncio.AbstractEventLoop) -> asyncio.Lock:
+    @contextlib.contextmanager
+    def _use(self, store: object, key: str, loop: asyncio.AbstractEventLoop | None) -> Iterator[Any]:
+        """The lock of (store, key) (per `loop` for asyncio), its entry kept while the caller is inside."""
+        with self._guard:
+            table = self._table(store)
+            slots: Any  # the table itself for thread locks; a per-loop weak dict for asyncio locks
+            slot: object
+            if loop is None:
+                slots, slot = table, ("thread", key)
+            else:
+                slots, slot = table.get(("async", key)), loop
+                if slots is None:
+                    slots = table[("async", key)] = weakref.WeakKeyDictionary()
+            entry = slots.get(slot)
+            if entry is None:
+                entry = slots[slot] = _Entry(threading.Lock() if loop is None else _asyncio_lock())
+            entry.users += 1
+        try:
+            yield entry.lock
+        finally:
+            with self._guard:
+                entry.users -= 1
+                if entry.users == 0 and slots.get(slot) is entry:
+                    del slots[slot]
+                    if loop is not None and not slots and table.get(("async", key)) is slots:
+                        del table[("async", key)]
+
+    @contextlib.contextmanager
+    def hold(self, store: object, key: str, limit: float) -> Iterator[threading.Lock]:
+        """Hold the thread lock of (store, key), waiting at most `limit` seconds (then `TokenStoreError`)."""
+        with self._use(store, key, None) as lock:
+            if not lock.acquire(timeout=limit):
+                raise timed_out(key, limit)
+            try:
+                yield lock
+            finally:
+                lock.release()
+
+    @contextlib.asynccontextmanager
+    async def ahold(
+        self, store: object, key: str, loop: asyncio.AbstractEventLoop, limit: float
+    ) -> AsyncIterator[asyncio.Lock]:
+        """Hold the asyncio lock of (store, key) on `loop`, waiting at most `limit` seconds."""
         import asyncio  # noqa: PLC0415 - only async callers get here, with asyncio loaded
 
-        with self._guard:
-            per_loop = self._table(store).setdefault(("async", key), weakref.WeakKeyDictionary())
-            lock: asyncio.Lock = per_loop.setdefault(loop, asyncio.Lock())
-            return lock
+        with self._use(store, key, loop) as lock:
+            try:
+                async with asyncio.timeout(limit):
+                    await lock.acquire()
+            except TimeoutError:
+                raise timed_out(key, limit) from None
+            try:
+                yield lock
+            finally:
+                lock.release()
+
+
+def _asyncio_lock() -> asyncio.Lock:
+    import asyncio  # noqa: PLC0415
+
+    return asyncio.Lock()
 
 
 locks: Final = LockTable()
 os.register_at_fork(after_in_child=locks.reset)
-
-
-@contextlib.contextmanager
-def holding(lock: threading.Lock, key: str, limit: float) -> Any:
-    """Hold an in-process lock, waiting at most `limit` seconds (then `TokenStoreError`)."""
-    if not lock.acquire(timeout=limit):
-        raise timed_out(key, limit)
-    try:
-        yield
-    finally:
-        lock.release()
-
-
-@contextlib.asynccontextmanager
-async def aholding(lock: asyncio.Lock, key: str, limit: float) -> Any:
-    """Hold an asyncio lock, waiting at most `limit` seconds (then `TokenStoreError`)."""
-    import asyncio  # noqa: PLC0415
-
-    try:
-        async with asyncio.timeout(limit):
-            await lock.acquire()
-    except TimeoutError:
-        raise timed_out(key, limit) from None
-    try:
-        yield
-    finally:
-        lock.release()
 
 
 class StoreSection:

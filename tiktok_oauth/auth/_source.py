@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from tiktok_oauth import _clock
-from tiktok_oauth.auth._locks import StoreSection, aholding, holding, locks, wait_limit
+from tiktok_oauth.auth._locks import StoreSection, locks, wait_limit
 from tiktok_oauth.client import AsyncTikTokOAuth2Client, TikTokOAuth2Client
 from tiktok_oauth.errors import (
     RateLimitedError,
@@ -182,7 +182,7 @@ class TokenSource:
     def _section(self) -> Iterator[None]:
         lock = getattr(self.store, "lock", None)
         with (
-            holding(locks.thread_lock(self.store, self.key), self.key, self.wait_limit),
+            locks.hold(self.store, self.key, self.wait_limit),
             lock(self.key) if lock is not None else contextlib.nullcontext(),
         ):
             yield
@@ -279,7 +279,7 @@ class TokenSource:
 
         loop = asyncio.get_running_loop()
         async with (
-            aholding(locks.async_lock(self.store, self.key, loop), self.key, self.wait_limit),
+            locks.ahold(self.store, self.key, loop, self.wait_limit),
             StoreSection(self.store, self.key, is_async=self.is_async_store) as section,
         ):
             yield section
