@@ -62,10 +62,11 @@ def expiry(token: Mapping[str, Any], name: str) -> float | None:
 
 
 class _Hidden(str):
-    """The token's JSON as a bound parameter: a `str` whose `repr` hides it.
+    """The token's JSON as a bound parameter or a fetched value: a `str` whose `repr` hides it.
 
     SQLAlchemy shows bound parameters with `repr` in its SQL log (`echo`, or the `sqlalchemy.engine`
-    logger at INFO) and in the text of its errors; drivers bind it as the plain text it is.
+    logger at INFO) and in the text of its errors, and every fetched row with `repr` at DEBUG
+    (`echo="debug"`, or that logger at DEBUG); drivers bind it as the plain text it is.
     """
 
     __slots__ = ()
@@ -75,12 +76,15 @@ class _Hidden(str):
 
 
 class TokenText(sa.types.TypeDecorator[str]):
-    """Text that binds as `_Hidden`, so no log line or error of SQLAlchemy's shows a stored token."""
+    """Text that binds and is fetched as `_Hidden`, so no log line or error of SQLAlchemy's shows a token."""
 
     impl = sa.Text
     cache_ok = True
 
     def process_bind_param(self, value: str | None, dialect: sa.Dialect) -> str | None:  # noqa: ARG002
+        return None if value is None else _Hidden(value)
+
+    def process_result_value(self, value: str | None, dialect: sa.Dialect) -> str | None:  # noqa: ARG002
         return None if value is None else _Hidden(value)
 
 
