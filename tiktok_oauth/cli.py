@@ -2,6 +2,7 @@
 
 ```
 tiktok-oauth demo                                   the whole flow against a local FakeTikTok
+tiktok-oauth demo --web                             the same as a web app, in a browser
 tiktok-oauth login [--scope ...] [--redirect-uri]   log in at TikTok in a browser, save the token
 tiktok-oauth token show|refresh|revoke              inspect, refresh, or revoke-and-delete a token
 tiktok-oauth token refresh --all [--due 1h]        refresh every due token (refresh_due)
@@ -107,8 +108,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="walk the whole flow against a fake TikTok on this machine (no credentials)",
         description="Run the whole OAuth flow against an embedded FakeTikTok on 127.0.0.1, printing each "
         "step: authorization URL, consent, code exchange, token store, API calls through requests and "
-        "httpx, forced expiry and refresh, revocation.",
+        "httpx, forced expiry and refresh, revocation. With --web: serve a small web app with "
+        "'Log in with TikTok' and the fake's consent page, to try in a browser.",
     )
+    demo.add_argument(
+        "--web", action="store_true", help="serve a web app to log in to in a browser, until Ctrl-C"
+    )
+    demo.add_argument(
+        "--port",
+        type=int,
+        default=0,
+        metavar="PORT",
+        help="the web app's port on 127.0.0.1 (default: a free one)",
+    )
+    demo.add_argument("--open", action="store_true", help="open the web app in a browser (with --web)")
     demo.set_defaults(handler=run_demo)
 
     login = commands.add_parser(

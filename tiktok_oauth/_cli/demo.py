@@ -72,8 +72,12 @@ def _stored(store: FileTokenStore, key: str) -> TikTokToken:
     return token
 
 
-def run_demo(_args: argparse.Namespace) -> int:
+def run_demo(args: argparse.Namespace) -> int:
     """Run `tiktok-oauth demo`: print each step of the OAuth flow against a local fake TikTok; return 0."""
+    if getattr(args, "web", False):
+        from tiktok_oauth._cli.demo_web import run_web_demo  # noqa: PLC0415 - only for --web
+
+        return run_web_demo(args)
     from tiktok_oauth.testing import FakeTikTok  # noqa: PLC0415 - test helpers load only for the demo
 
     step = _Steps()
