@@ -51,6 +51,14 @@ def press(driver: Any, button_id: str) -> None:
     WebDriverWait(driver, 20).until(lambda browser: _gone(page))
 
 
+def authorize_as(driver: Any, open_id: str) -> None:
+    """On the served fake's consent page: type `open_id` and press Authorize."""
+    field = driver.find_element("id", "open_id")
+    field.clear()
+    field.send_keys(open_id)
+    press(driver, "authorize")
+
+
 def _gone(element: Any) -> bool:
     from selenium.common.exceptions import StaleElementReferenceException
 

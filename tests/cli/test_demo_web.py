@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests._chromium import headless_chromium, press
+from tests._chromium import authorize_as, headless_chromium, press
 from tests.cli._support import TOKEN_PATTERN
 
 OPEN_LINE = re.compile(r"Open (http://127\.0\.0\.1:\d+)/ in a browser")
@@ -107,10 +107,7 @@ def test_in_a_real_browser(demo: _Demo, tmp_path: Path) -> None:
     with headless_chromium(tmp_path / "chromium-profile") as driver:
         driver.get(f"{demo.url}/")
         driver.find_element("link text", "Log in with TikTok").click()
-        field = driver.find_element("id", "open_id")
-        field.clear()
-        field.send_keys("bob")
-        press(driver, "authorize")
+        authorize_as(driver, "bob")
         assert driver.current_url == f"{demo.url}/me"
         assert driver.find_element("tag name", "h1").text == "Fake user bob"
         press(driver, "logout")

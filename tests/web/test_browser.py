@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests._chromium import headless_chromium, press
+from tests._chromium import authorize_as, headless_chromium, press
 from tests.docs_support import CLIENT_KEY, CLIENT_SECRET, SESSION_SECRET_KEY, code_blocks
 from tiktok_oauth import AsyncTikTokOAuth2Client, MemoryTokenStore
 from tiktok_oauth.testing import FakeTikTok
@@ -105,10 +105,7 @@ def _on_consent_page(browser: Any, app: App) -> None:
 
 def test_authorize_lands_on_the_app_showing_the_users_display_name(browser: Any, app: App) -> None:
     _on_consent_page(browser, app)
-    field = browser.find_element("id", "open_id")
-    field.clear()
-    field.send_keys("alice")
-    press(browser, "authorize")
+    authorize_as(browser, "alice")
 
     assert browser.current_url == f"{app.url}/me"
     assert browser.find_element("tag name", "h1").text == "Fake user alice"
