@@ -18,6 +18,7 @@ import argparse
 import sys
 import traceback
 from collections.abc import Callable
+from typing import Final
 
 from authlib.common.errors import AuthlibBaseError
 
@@ -223,11 +224,28 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(message.split())
 
 
+#: Options whose value is a secret that may begin with "-" (a Fernet key is url-safe base64: 1 in 64 does).
+_SECRET_VALUED: Final = frozenset({"--encryption-key", "--client-secret"})
+
+
+def _attach_secret_values(argv: list[str]) -> list[str]:
+    """`--encryption-key -Xy...` as `--encryption-key=-Xy...`: argparse would take such a value for an option."""
+    attached: list[str] = []
+    rest = iter(argv)
+    for arg in rest:
+        if arg == "--":
+            attached += [arg, *rest]
+            break
+        value = next(rest, None) if arg in _SECRET_VALUED else None
+        attached.append(arg if value is None else f"{arg}={value}")
+    return attached
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the `tiktok-oauth` command line with `argv` (default: `sys.argv[1:]`); return the exit code."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(_attach_secret_values(sys.argv[1:] if argv is None else list(argv)))
     except SystemExit as exit_:  # usage errors (2), --help and --version (0)
         return exit_.code if isinstance(exit_.code, int) else 1
     handler: Handler = args.handler

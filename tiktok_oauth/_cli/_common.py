@@ -136,8 +136,8 @@ def open_store(args: argparse.Namespace) -> Any:
     key = getattr(args, "encryption_key", None) or os.environ.get("TIKTOK_OAUTH_KEY") or None
     try:
         return from_url(value or str(default_store_path()), encryption_key=key)
-    except ValueError as exc:
-        raise CLIError(str(exc)) from None
+    except ValueError as exc:  # an unknown URL scheme or a malformed key: never quoted, a usage error
+        raise CLIError(str(exc), exit_code=2) from None
 
 
 def where(store: Any) -> str:
