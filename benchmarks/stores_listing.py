@@ -5,7 +5,8 @@
 Redis (sync and async): a real redis-server on a loopback port (from `tests/_redis.py`), compared with
 redis-py's own `scan_iter(match=prefix*)` and `zrangebyscore(index, -inf, (before)`. The file store:
 N token files in a temporary directory, compared with `os.scandir` (keys) and reading and parsing every
-file (expiring). `expiring` is asked for the 10% of tokens that expire soonest. Each figure is the best
+file (expiring). The memory store, compared with listing a dict's keys and filtering its values.
+`expiring` is asked for the 10% of tokens that expire soonest. Each figure is the best
 of 3 runs; the tokens are written once, outside the timed region.
 """
 
@@ -25,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._timing import machine
 from tests._redis import RedisServer
-from tiktok_oauth.stores import FileTokenStore
+from tiktok_oauth.stores import FileTokenStore, MemoryTokenStore
 from tiktok_oauth.stores.file import KEY_FIELD, file_stem
 from tiktok_oauth.stores.redis import AsyncRedisTokenStore, RedisTokenStore
 from tiktok_oauth.token import TikTokToken
@@ -175,6 +176,28 @@ def file_rows(n: int) -> list[str]:
         ]
 
 
+def memory_rows(n: int) -> list[str]:
+    store = MemoryTokenStore()
+    for i in range(n):
+        store.set(f"open-{i:08d}", token_for(i))
+    tokens = {f"open-{i:08d}": token_for(i) for i in range(n)}
+    before, due = BASE + n // 10, n // 10
+    return [
+        row(
+            "Memory `keys()` (vs a dict's keys)",
+            best(lambda: list(store.keys())),
+            best(lambda: list(tokens)),
+            n,
+        ),
+        row(
+            "Memory `expiring(before)` (vs filtering a dict)",
+            best(lambda: list(store.expiring(before))),
+            best(lambda: [key for key, token in tokens.items() if token["expires_at"] < before]),
+            due,
+        ),
+    ]
+
+
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
     print(
@@ -186,7 +209,7 @@ def main() -> None:
     with RedisServer() as server:
         for line in redis_rows(server, n):
             print(line, flush=True)
-    for line in file_rows(n):
+    for line in [*file_rows(n), *memory_rows(n)]:
         print(line, flush=True)
 
 
