@@ -1,4 +1,5 @@
-"""One contract, every store: memory, file, Redis, SQLite and PostgreSQL (sync, and async driven by `asyncio.run`).
+"""One contract, every store: memory, file, Redis, SQLite and PostgreSQL (sync, and async driven by `asyncio.run`),
+each also wrapped in an `EncryptedTokenStore`.
 
 To run the contract on another store, write a backend (see `tests/stores/_harness.py`) and add it to
 `SYNC_BACKENDS` or `ASYNC_BACKENDS` below: one line each.
@@ -72,18 +73,28 @@ def async_redis_backend(request: pytest.FixtureRequest) -> AsyncFactory:
 CONTRACT_KEY = "Ra3BtK1mMXrtO2sjJq0TgRwIbGNmFPVEM7V0fHYUZOI="  # a Fernet key, for the encrypted stores
 
 
-def encrypted_file_backend(request: pytest.FixtureRequest) -> SyncFactory:
-    files = file_backend(request)
-    return lambda stack: EncryptedTokenStore(files(stack), CONTRACT_KEY)
+def encrypted(backend: SyncBackend) -> SyncBackend:
+    """`backend`'s stores, each wrapped in an `EncryptedTokenStore`."""
+
+    def wrapped(request: pytest.FixtureRequest) -> SyncFactory:
+        inner = backend(request)
+        return lambda stack: EncryptedTokenStore(inner(stack), CONTRACT_KEY)
+
+    return wrapped
 
 
-def encrypted_async_redis_backend(request: pytest.FixtureRequest) -> AsyncFactory:
-    redis = async_redis_backend(request)
+def encrypted_async(backend: AsyncBackend) -> AsyncBackend:
+    """`backend`'s async stores, each wrapped in an `AsyncEncryptedTokenStore`."""
 
-    async def new(stack: contextlib.AsyncExitStack) -> AsyncEncryptedTokenStore:
-        return AsyncEncryptedTokenStore(await redis(stack), CONTRACT_KEY)
+    def wrapped(request: pytest.FixtureRequest) -> AsyncFactory:
+        inner = backend(request)
 
-    return new
+        async def new(stack: contextlib.AsyncExitStack) -> AsyncEncryptedTokenStore:
+            return AsyncEncryptedTokenStore(await inner(stack), CONTRACT_KEY)
+
+        return new
+
+    return wrapped
 
 
 SYNC_BACKENDS: dict[str, SyncBackend] = {
@@ -92,13 +103,19 @@ SYNC_BACKENDS: dict[str, SyncBackend] = {
     "redis": redis_backend,
     "sqlite": sqlite_backend,
     "postgres": postgres_backend,
-    "encrypted-file": encrypted_file_backend,
+    "encrypted-memory": encrypted(memory_backend),
+    "encrypted-file": encrypted(file_backend),
+    "encrypted-redis": encrypted(redis_backend),
+    "encrypted-sqlite": encrypted(sqlite_backend),
+    "encrypted-postgres": encrypted(postgres_backend),
 }
 ASYNC_BACKENDS: dict[str, AsyncBackend] = {
     "redis-async": async_redis_backend,
     "sqlite-async": async_sqlite_backend,
     "postgres-async": async_postgres_backend,
-    "encrypted-redis-async": encrypted_async_redis_backend,
+    "encrypted-redis-async": encrypted_async(async_redis_backend),
+    "encrypted-sqlite-async": encrypted_async(async_sqlite_backend),
+    "encrypted-postgres-async": encrypted_async(async_postgres_backend),
 }
 
 

@@ -1,5 +1,6 @@
-"""EncryptedTokenStore over memory, file, Redis and SQL stores: ciphertext at rest, rotation, tamper, wrong key,
-plaintext refusal, secrets kept out of reprs, errors and logs, and a refresh through TikTokAuth."""
+"""EncryptedTokenStore over memory, file, Redis, SQLite and PostgreSQL stores: ciphertext at rest, rotation,
+tamper, wrong key, plaintext refusal, secrets kept out of reprs, errors and logs, and a refresh through
+TikTokAuth. The full secrets sweep of every failure path, sync and async, is in `tests/test_no_secrets.py`."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from tests.conftest import SECRET
+from tests.stores._sql_backends import unique_table
 from tests.stores._tokens import make_token
 from tiktok_oauth import TikTokAuth, TikTokOAuth2Client, TikTokToken, TokenStoreError
 from tiktok_oauth.stores import FileTokenStore, MemoryTokenStore
@@ -25,7 +27,7 @@ OLD_KEY = Fernet.generate_key()
 NEW_KEY = Fernet.generate_key()
 
 
-@pytest.fixture(params=["memory", "file", "redis", "sqlite"])
+@pytest.fixture(params=["memory", "file", "redis", "sqlite", "postgres"])
 def inner(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     kind = request.param
     if kind == "memory":
@@ -39,7 +41,11 @@ def inner(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     else:
         from tiktok_oauth.stores.sql import SQLTokenStore
 
-        store = SQLTokenStore(f"sqlite:///{tmp_path / 'tokens.db'}")
+        if kind == "sqlite":
+            store = SQLTokenStore(f"sqlite:///{tmp_path / 'tokens.db'}")
+        else:
+            url = request.getfixturevalue("postgres_url")
+            store = SQLTokenStore(url, table=unique_table(request, url))
         yield store
         store.close()
 

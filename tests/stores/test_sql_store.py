@@ -471,12 +471,19 @@ def test_an_async_store_wraps_errors_too(db: Database) -> None:
     asyncio.run(scenario())
 
 
-def test_sqlalchemys_sql_log_shows_no_token(db: Database, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="sqlalchemy.engine")  # what echo=True turns on
+@pytest.mark.parametrize("level", [logging.INFO, logging.DEBUG], ids=["echo=True", "echo=debug"])
+def test_sqlalchemys_sql_log_shows_no_token(
+    db: Database, caplog: pytest.LogCaptureFixture, level: int
+) -> None:
+    caplog.set_level(
+        level, logger="sqlalchemy.engine"
+    )  # INFO: statements and parameters; DEBUG: every row too
     store = db.store()
     store.set("alice", make_token(1))
     assert store.get("alice") == make_token(1)
     assert "'<token JSON>'" in caplog.text
+    if level == logging.DEBUG:
+        assert "Row ('<token JSON>'," in caplog.text  # the fetched row, hidden
     assert "secret" not in caplog.text
 
 
