@@ -1,4 +1,4 @@
-"""`token list|show|refresh|refresh --all` through an `EncryptedTokenStore` on every `--store` kind.
+"""`token list|show|refresh|refresh --all|revoke` through an `EncryptedTokenStore` on every `--store` kind.
 
 One set of tests, parametrised over a directory, a `redis://` URL and a `postgresql://` URL (real servers),
 and over where the key comes from: `--encryption-key` (one key) or `TIKTOK_OAUTH_KEY` (two keys,
@@ -137,7 +137,7 @@ def _remember_ciphertexts(cli: CLI, store_url: str, *names: str) -> None:
         cli.secrets.update(value for value in (stored.access_token, stored.refresh_token) if value)
 
 
-def test_list_show_refresh_and_refresh_all_through_the_encrypted_store(
+def test_list_show_refresh_refresh_all_and_revoke_through_the_encrypted_store(
     cli: CLI, served: Served, store_url: str, keys: Keys, seeded: Any, *, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     alice = _issue(served, seeded, "alice", expires_in=600)  # due within the default hour
@@ -188,6 +188,11 @@ def test_list_show_refresh_and_refresh_all_through_the_encrypted_store(
             assert now.refresh_token not in json.dumps(dict(_at_rest(store_url, name)))
     finally:
         _close(first_only)
+
+    revoked = cli("token", "revoke", *served.options, "--store", store_url, "--key", "alice", *keys.options())
+    assert revoked.code == 0, revoked.err
+    listed = cli("token", "list", "--json", "--store", store_url, *keys.options())
+    assert [row["key"] for row in json.loads(listed.out)] == ["bob"]
 
 
 def test_a_wrong_key_is_a_clear_error_and_changes_nothing(
