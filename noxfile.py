@@ -62,3 +62,5 @@ def docs(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     session.install("-e", ".[dev]")
     session.run("python", "benchmarks/run.py", *session.posargs)
+    # The keeper's benchmarks (a real Redis and PostgreSQL, keeper processes): they print their own tables.
+    session.run("python", "benchmarks/keeper.py", *(["--quick"] if "--quick" in session.posargs else []))

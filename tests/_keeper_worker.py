@@ -1,9 +1,12 @@
-"""`python -m tests._keeper_worker REDIS_PORT BASE_URL CONCURRENCY LOCK_TIMEOUT`: one keeper process.
+"""`python -m tests._keeper_worker STORE_URL BASE_URL CONCURRENCY LOCK_TIMEOUT [TABLE]`: one keeper process.
 
-For `tests/test_keeper_processes.py`. It opens its own Redis connection and `RedisTokenStore`, prints
-`ready`, waits for a line on stdin, then runs `refresh_due(client, store, within=3600)` against the fake
-at BASE_URL, printing one JSON line per key (`{"key": ..., "outcome": ...}`) as it goes and a last line
-`{"summary": {...}}` (counts, keys, and error class names: never a token).
+For `tests/test_keeper_processes.py` and `benchmarks/keeper.py`. STORE_URL is `redis://127.0.0.1:<port>`
+(a `RedisTokenStore` whose locks expire LOCK_TIMEOUT seconds after their holder stops extending them; waits
+are bounded at 30 s) or `postgresql://...` (an `SQLTokenStore` on TABLE whose lock waits are bounded at
+LOCK_TIMEOUT seconds, its pool sized for twice CONCURRENCY as its docs advise). The worker opens its own
+connections, prints `ready`, waits for a line on stdin, then runs `refresh_due(client, store, within=3600)`
+against the fake at BASE_URL, printing one JSON line per key (`{"key": ..., "outcome": ...}`) as it goes and
+a last line `{"summary": {...}}` (counts, keys, and error class names: never a token).
 """
 
 from __future__ import annotations
@@ -11,25 +14,47 @@ from __future__ import annotations
 import json
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from tests._workers import WORKER_SECRET
 
 
-def main(argv: list[str]) -> None:
-    import redis
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
+def _store(
+    url: str, concurrency: int, lock_timeout: float, table: str | None
+) -> tuple[Any, Callable[[], None]]:
+    """The store for STORE_URL, and how to close its connections."""
+    if url.startswith("redis://"):
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
+        from tiktok_oauth.stores.redis import RedisTokenStore
+
+        port = urlsplit(url).port
+        assert port is not None
+        client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=5.0, retry=Retry(NoBackoff(), 0))
+        return RedisTokenStore(client, lock_timeout=lock_timeout, lock_blocking_timeout=30.0), client.close
+    import sqlalchemy as sa
+
+    from tiktok_oauth.stores.sql import SQLTokenStore
+
+    engine = sa.create_engine(
+        url.replace("postgresql://", "postgresql+psycopg://", 1),
+        hide_parameters=True,
+        pool_size=2 * concurrency,
+    )
+    store = SQLTokenStore(engine, table=table or "tiktok_oauth_tokens", lock_timeout=lock_timeout)
+    return store, engine.dispose
+
+
+def main(argv: list[str]) -> None:
     from tiktok_oauth import TikTokOAuth2Client, refresh_due
-    from tiktok_oauth.stores.redis import RedisTokenStore
     from tiktok_oauth.testing import FakeTikTok
 
-    port, base_url, concurrency, lock_timeout = argv
-    redis_client = redis.Redis(
-        host="127.0.0.1", port=int(port), socket_timeout=5.0, retry=Retry(NoBackoff(), 0)
-    )
-    store = RedisTokenStore(redis_client, lock_timeout=float(lock_timeout), lock_blocking_timeout=30.0)
+    url, base_url, concurrency, lock_timeout, *table = argv
+    store, close = _store(url, int(concurrency), float(lock_timeout), table[0] if table else None)
     endpoints = FakeTikTok(client_key="test-key", client_secret=WORKER_SECRET).endpoints(base_url)
     lock = threading.Lock()
 
@@ -50,7 +75,7 @@ def main(argv: list[str]) -> None:
                 progress=lambda key, outcome: say({"key": key, "outcome": outcome}),
             )
     finally:
-        redis_client.close()
+        close()
     say(
         {
             "summary": {

@@ -1,9 +1,12 @@
-"""Keeper processes sharing one Redis: each due token refreshed exactly once; a SIGKILLed keeper's work finished.
+"""Keeper processes sharing one store: each due token refreshed exactly once; a SIGKILLed keeper's work finished.
 
-The fake TikTok is served from this process behind `_GatedFront`, a loopback front that can hold token
-requests at a gate and drops a held request whose client died meanwhile, unhandled: the kill came before
-the request reached TikTok, so no refresh token was rotated behind the store's back. The keepers are
-`python -m tests._keeper_worker` processes (see that module), each with its own Redis connection.
+Each test runs on one Redis (the session's server, flushed) and on one PostgreSQL (the session's server, a
+table of the test's). The fake TikTok is served from this process behind `_GatedFront`, a loopback front
+that can hold token requests at a gate and drops a held request whose client died meanwhile, unhandled: the
+kill came before the request reached TikTok, so no refresh token was rotated behind the store's back. The
+keepers are `python -m tests._keeper_worker` processes (see that module), each with its own connections.
+A dead keeper's Redis locks expire after the lock timeout; its PostgreSQL advisory locks go with its
+sessions, at once.
 """
 
 from __future__ import annotations
@@ -18,21 +21,27 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
 import pytest
+import sqlalchemy as sa
 
 from tests.conftest import SECRET
+from tests.stores._sql_backends import psycopg_url, unique_table
 from tiktok_oauth import TikTokToken, _clock
 from tiktok_oauth.stores.redis import RedisTokenStore
+from tiktok_oauth.stores.sql import SQLTokenStore
 from tiktok_oauth.testing import FakeTikTok
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
-LOCK_TIMEOUT = 1.5
+#: Redis: a dead holder's lock expires after this. PostgreSQL: how long a keeper waits for a lock.
+REDIS_LOCK_TIMEOUT = 1.5
+SQL_LOCK_TIMEOUT = 30.0
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -120,6 +129,69 @@ class _GatedFront:
         self._thread.join()
 
 
+@dataclass
+class Backend:
+    """One shared store: the test's own handle on it, what the keepers are told, and its locks."""
+
+    store: Any
+    worker_args: list[str]  # STORE_URL, then LOCK_TIMEOUT [TABLE] (see tests._keeper_worker)
+    held_locks: Callable[[], int]  # locks held right now, by anyone
+    # Right after a keeper holding locks is killed, given every key: what must be true of its locks.
+    check_dead_keepers_locks: Callable[[list[str]], None]
+
+
+def _redis_backend(redis_server: Any, redis_client: Any) -> Backend:
+    store = RedisTokenStore(redis_client)
+
+    def expire_by_themselves(keys: list[str]) -> None:
+        for name in redis_client.keys(store.lock_name("*")):
+            assert 0 < redis_client.pttl(name) <= REDIS_LOCK_TIMEOUT * 1000  # each expires soon, unextended
+
+    return Backend(
+        store,
+        [f"redis://127.0.0.1:{redis_server.port}", str(REDIS_LOCK_TIMEOUT)],
+        lambda: len(redis_client.keys(store.lock_name("*"))),
+        expire_by_themselves,
+    )
+
+
+def _postgres_backend(url: str, table: str, engine: sa.Engine) -> Backend:
+    advisory = sa.text(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()"
+    )
+
+    def held_locks() -> int:
+        with engine.connect() as connection:
+            return int(connection.execute(advisory).scalar_one())
+
+    def released_at_once(keys: list[str]) -> None:
+        deadline = time.monotonic() + 10.0  # the server ends a dead client's session as it reads its EOF
+        while held_locks() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert held_locks() == 0  # well before the 30 s a waiter would wait
+        probe = SQLTokenStore(engine, table=table, lock_timeout=0)
+        for key in keys:  # every key's lock can be taken with no wait at all
+            with probe.lock(key):
+                pass
+
+    return Backend(
+        SQLTokenStore(engine, table=table), [url, str(SQL_LOCK_TIMEOUT), table], held_locks, released_at_once
+    )
+
+
+@pytest.fixture(params=["redis", "postgres"])
+def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    if request.param == "redis":
+        yield _redis_backend(request.getfixturevalue("redis_server"), request.getfixturevalue("redis_client"))
+        return
+    url: str = request.getfixturevalue("postgres_url")
+    engine = sa.create_engine(psycopg_url(url))
+    try:
+        yield _postgres_backend(url, unique_table(request, url), engine)
+    finally:
+        engine.dispose()
+
+
 @pytest.fixture
 def fake() -> FakeTikTok:
     return FakeTikTok(client_key="test-key", client_secret=SECRET)
@@ -131,7 +203,7 @@ def front(fake: FakeTikTok) -> Iterator[_GatedFront]:
         yield front
 
 
-def _store_due(fake: FakeTikTok, store: RedisTokenStore, count: int) -> dict[str, TikTokToken]:
+def _store_due(fake: FakeTikTok, store: Any, count: int) -> dict[str, TikTokToken]:
     tokens = {}
     for i in range(count):
         key = f"user-{i:04d}"
@@ -142,17 +214,10 @@ def _store_due(fake: FakeTikTok, store: RedisTokenStore, count: int) -> dict[str
     return tokens
 
 
-def _start(port: int, base_url: str, concurrency: int) -> subprocess.Popen[str]:
+def _start(backend: Backend, base_url: str, concurrency: int) -> subprocess.Popen[str]:
+    url, *lock_and_table = backend.worker_args
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests._keeper_worker",
-            str(port),
-            base_url,
-            str(concurrency),
-            str(LOCK_TIMEOUT),
-        ],
+        [sys.executable, "-m", "tests._keeper_worker", url, base_url, str(concurrency), *lock_and_table],
         cwd=ROOT,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -184,12 +249,12 @@ def _kill_all(processes: list[subprocess.Popen[str]]) -> None:
 
 
 def _assert_every_token_refreshed_once(
-    fake: FakeTikTok, store: RedisTokenStore, before: dict[str, TikTokToken], redis_client: Any
+    fake: FakeTikTok, backend: Backend, before: dict[str, TikTokToken]
 ) -> None:
     assert fake.grant_count("refresh_token") == len(before)
     assert fake.stale_refresh_token_uses == 0
     for key, old in before.items():
-        stored = store.get(key)  # parses: a whole token, not a torn one
+        stored = backend.store.get(key)  # parses: a whole token, not a torn one
         assert stored is not None
         assert stored.refresh_token != old.refresh_token
         assert not stored.is_expired(3600)
@@ -197,16 +262,15 @@ def _assert_every_token_refreshed_once(
         answer = fake.handle("GET", fake.user_info_url() + "?fields=open_id", headers, b"")
         assert answer is not None
         assert answer.status == 200
-    assert redis_client.keys(store.lock_name("*")) == []  # every lock released (or expired)
+    assert backend.held_locks() == 0  # every lock released (or expired)
 
 
 def test_four_keepers_refresh_each_due_token_exactly_once(
-    redis_server: Any, redis_client: Any, fake: FakeTikTok, front: _GatedFront
+    backend: Backend, fake: FakeTikTok, front: _GatedFront
 ) -> None:
-    store = RedisTokenStore(redis_client)
-    before = _store_due(fake, store, 200)
+    before = _store_due(fake, backend.store, 200)
     fake.token_delay = 0.02
-    keepers = [_start(redis_server.port, front.base_url, 8) for _ in range(4)]
+    keepers = [_start(backend, front.base_url, 8) for _ in range(4)]
     try:
         _go(keepers)
         summaries = [_summary(keeper) for keeper in keepers]
@@ -215,26 +279,27 @@ def test_four_keepers_refresh_each_due_token_exactly_once(
     assert sum(summary["refreshed"] for summary in summaries) == 200
     assert all(summary["refreshed"] > 0 for summary in summaries)  # the work was divided
     assert all(not summary["failed"] and not summary["reauthorization_required"] for summary in summaries)
-    _assert_every_token_refreshed_once(fake, store, before, redis_client)
+    _assert_every_token_refreshed_once(fake, backend, before)
 
 
 def test_a_sigkilled_keeper_leaves_no_token_torn_or_lost_and_the_others_finish(
-    redis_server: Any, redis_client: Any, fake: FakeTikTok, front: _GatedFront
+    backend: Backend, fake: FakeTikTok, front: _GatedFront
 ) -> None:
-    store = RedisTokenStore(redis_client)
-    before = _store_due(fake, store, 120)
+    before = _store_due(fake, backend.store, 120)
     fake.token_delay = 0.05
-    victim = _start(redis_server.port, front.base_url, 8)
-    keepers = [_start(redis_server.port, front.base_url, 8) for _ in range(2)]
+    victim = _start(backend, front.base_url, 8)
+    keepers = [_start(backend, front.base_url, 8) for _ in range(2)]
     try:
         _go([victim])
         assert victim.stdout is not None
         for _ in range(5):  # it is under way
             assert "outcome" in json.loads(victim.stdout.readline())
         front.gate.clear()  # hold every token request: the victim has refreshes in flight, under their locks
-        time.sleep(0.5)  # answers already sent are written to Redis by now
+        time.sleep(0.5)  # answers already sent are written to the store by now
+        assert backend.held_locks() >= 1
         os.kill(victim.pid, signal.SIGKILL)
         victim.wait(timeout=10)
+        backend.check_dead_keepers_locks(list(before))
         _go(keepers)
         front.gate.set()
         summaries = [_summary(keeper) for keeper in keepers]
@@ -244,5 +309,5 @@ def test_a_sigkilled_keeper_leaves_no_token_torn_or_lost_and_the_others_finish(
     assert front.dropped >= 1  # the victim's refreshes in flight never reached TikTok
     assert all(not summary["failed"] and not summary["reauthorization_required"] for summary in summaries)
     assert sum(summary["refreshed"] for summary in summaries) <= 120 - 5
-    # The survivors waited out the dead keeper's locks (Redis expires them after LOCK_TIMEOUT) and did the rest.
-    _assert_every_token_refreshed_once(fake, store, before, redis_client)
+    # The survivors took the dead keeper's locks (Redis: once expired; PostgreSQL: at once) and did the rest.
+    _assert_every_token_refreshed_once(fake, backend, before)
