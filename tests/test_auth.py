@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -692,6 +694,41 @@ def test_item10_lock_tables_of_unreferenceable_stores_are_freed(client: TikTokOA
         del auth, store
     gc.collect()
     assert len(locks._by_id) <= before
+
+
+#: Auth objects on unreferenceable stores, freed only by the cyclic collector, which then runs their finalizers
+#: wherever it happens to run: also inside the lock table's guard, in the thread holding it.
+_COLLECTED_INSIDE_THE_GUARD = """
+import sys
+from tests.test_auth import SlottedStore
+from tiktok_oauth import TikTokAuth, TikTokOAuth2Client
+from tiktok_oauth.auth._locks import locks
+
+client = TikTokOAuth2Client("k", "s")
+for _ in range(20_000):
+    store = SlottedStore()
+    auth = TikTokAuth(client, store)
+    auth.cycle = auth
+    with locks.hold(store, "default", 5.0):
+        pass
+    del auth, store
+print(len(locks._by_id))
+"""
+
+
+def test_item10_a_user_collected_inside_the_tables_guard_does_not_deadlock() -> None:
+    # The finalizer once took the (non-reentrant) guard: a collection started by an allocation under the
+    # guard then waited for the guard its own thread held, for ever (a hang within the first ~1,000 rounds).
+    result = subprocess.run(
+        [sys.executable, "-c", _COLLECTED_INSIDE_THE_GUARD],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) < 100  # and the dead users were counted out: the table did not grow
 
 
 def test_item10_a_recycled_id_does_not_share_a_dead_stores_locks(client: TikTokOAuth2Client) -> None:

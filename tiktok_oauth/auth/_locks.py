@@ -14,6 +14,7 @@ and waiters never fill the default executor that the holder needs.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import threading
@@ -69,6 +70,8 @@ class LockTable:
 
     def reset(self) -> None:
         self._guard = threading.Lock()
+        # Ids of unreferenceable stores whose user died, not yet unregistered: see `_unregister`.
+        self._released: collections.deque[int] = collections.deque()
         self._by_store: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], Any]] = (
             weakref.WeakKeyDictionary()
         )
@@ -82,15 +85,33 @@ class LockTable:
             hash(store)
         except TypeError:
             with self._guard:
+                self._apply_released()
                 held, table, users = self._by_id.get(id(store), (store, {}, 0))
                 self._by_id[id(store)] = (held, table, users + 1)
             weakref.finalize(user, self._unregister, id(store))
 
     def _unregister(self, store_id: int) -> None:
-        with self._guard:
+        """A user of an unreferenceable store died: count it out, now or at the table's next use.
+
+        This runs wherever the garbage collector frees the user, which may be inside this table's
+        guard, in this very thread (an allocation under the guard starts a collection): waiting for
+        the guard there would deadlock. So it only queues the id, and applies the queue when the
+        guard is free this instant; whoever holds the guard applies it on their next use.
+        """
+        self._released.append(store_id)
+        if self._guard.acquire(blocking=False):
+            try:
+                self._apply_released()
+            finally:
+                self._guard.release()
+
+    def _apply_released(self) -> None:
+        """Count out the queued users (the caller holds the guard); a store's entry goes with its last."""
+        while self._released:
+            store_id = self._released.popleft()
             entry = self._by_id.get(store_id)
             if entry is None:
-                return
+                continue
             held, table, users = entry
             if users <= 1:
                 del self._by_id[store_id]
@@ -115,6 +136,7 @@ class LockTable:
     def _use(self, store: object, key: str, loop: asyncio.AbstractEventLoop | None) -> Iterator[Any]:
         """The lock of (store, key) (per `loop` for asyncio), its entry kept while the caller is inside."""
         with self._guard:
+            self._apply_released()
             table = self._table(store)
             slots: Any  # the table itself for thread locks; a per-loop weak dict for asyncio locks
             slot: object
