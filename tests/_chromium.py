@@ -43,12 +43,19 @@ def headless_chromium(profile: Path) -> Iterator[Any]:
 
 
 def press(driver: Any, button_id: str) -> None:
-    """Click the button with id `button_id` and wait until the browser has left the page it was on."""
+    """Click the button with id `button_id` and wait until the browser has loaded the page it leads to."""
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.wait import WebDriverWait
 
-    page = driver.find_element("id", button_id)
-    page.click()
-    WebDriverWait(driver, 20).until(lambda browser: _gone(page))
+    before = driver.current_url
+    driver.find_element("id", button_id).click()
+    # Mid-navigation, the driver may answer with an error rather than a page: keep asking.
+    WebDriverWait(driver, 20, ignored_exceptions=(WebDriverException,)).until(
+        lambda browser: (
+            browser.current_url != before
+            and browser.execute_script("return document.readyState") == "complete"
+        )
+    )
 
 
 def authorize_as(driver: Any, open_id: str) -> None:
@@ -57,13 +64,3 @@ def authorize_as(driver: Any, open_id: str) -> None:
     field.clear()
     field.send_keys(open_id)
     press(driver, "authorize")
-
-
-def _gone(element: Any) -> bool:
-    from selenium.common.exceptions import StaleElementReferenceException
-
-    try:
-        element.is_enabled()
-    except StaleElementReferenceException:
-        return True
-    return False
