@@ -143,15 +143,22 @@ class Backend:
 def _redis_backend(redis_server: Any, redis_client: Any) -> Backend:
     store = RedisTokenStore(redis_client)
 
-    def expire_by_themselves(keys: list[str]) -> None:
-        for name in redis_client.keys(store.lock_name("*")):
-            assert 0 < redis_client.pttl(name) <= REDIS_LOCK_TIMEOUT * 1000  # each expires soon, unextended
+    def expire_within_the_lock_timeout(keys: list[str]) -> None:
+        # A living holder would extend them while its requests hang at the gate; a dead one cannot.
+        deadline = time.monotonic() + REDIS_LOCK_TIMEOUT + 1.0
+        while redis_client.keys(store.lock_name("*")) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert redis_client.keys(store.lock_name("*")) == []
+        probe = RedisTokenStore(redis_client, lock_blocking_timeout=0.1)
+        for key in keys:  # every key's lock can be taken at once
+            with probe.lock(key):
+                pass
 
     return Backend(
         store,
         [f"redis://127.0.0.1:{redis_server.port}", str(REDIS_LOCK_TIMEOUT)],
         lambda: len(redis_client.keys(store.lock_name("*"))),
-        expire_by_themselves,
+        expire_within_the_lock_timeout,
     )
 
 
