@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import itertools
 import re
-import socket
 import sys
 import threading
 import time
@@ -166,12 +165,6 @@ def assert_no_leaks(outputs: list[str], tokens: set[str], secrets: Collection[st
         assert not TOKEN_PATTERN.search(output), TOKEN_PATTERN.search(output)
         for token in tokens:
             assert token not in output
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def follow_authorize(url: str) -> str:

@@ -8,7 +8,8 @@ import time
 import httpx
 import pytest
 
-from tests.cli._support import SECRET, assert_no_leaks, free_port
+from tests._redis import free_port
+from tests.cli._support import SECRET, assert_no_leaks
 from tiktok_oauth._cli.catcher import RedirectCatcher, loopback_redirect
 
 

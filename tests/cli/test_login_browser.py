@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from tests._chromium import headless_chromium, press
-from tests.cli._support import CLI, Served, free_port
+from tests._redis import free_port
+from tests.cli._support import CLI, Served
 from tiktok_oauth.stores import FileTokenStore
 
 

@@ -9,7 +9,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from tests.cli._support import CLI, Served, follow_authorize, free_port
+from tests._redis import free_port
+from tests.cli._support import CLI, Served, follow_authorize
 from tiktok_oauth.stores import FileTokenStore
 
 

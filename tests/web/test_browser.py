@@ -9,7 +9,6 @@ host, which the test cannot serve).
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ import httpx
 import pytest
 
 from tests._chromium import authorize_as, headless_chromium, press
+from tests._redis import free_port
 from tests.docs_support import CLIENT_KEY, CLIENT_SECRET, SESSION_SECRET_KEY, code_blocks
 from tiktok_oauth import AsyncTikTokOAuth2Client, MemoryTokenStore
 from tiktok_oauth.testing import FakeTikTok
@@ -44,13 +44,6 @@ def _docs_create_app(monkeypatch: pytest.MonkeyPatch, directory: Path) -> Any:
     return namespace["create_app"]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @dataclass
 class App:
     url: str
@@ -64,7 +57,7 @@ def app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[App]:
     create_app = _docs_create_app(monkeypatch, tmp_path)
     fake = FakeTikTok()
     store = MemoryTokenStore()
-    port = _free_port()
+    port = free_port()
     with fake.serve() as base_url:
         client = AsyncTikTokOAuth2Client(
             "test-key",
