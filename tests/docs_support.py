@@ -244,8 +244,12 @@ def fake_world(
 ) -> Iterator[None]:
     """Point the libraries a sample uses at `fake` (see the module docstring); undo it on exit."""
     user = _User(fake)
-    variables = {"TIKTOK_CLIENT_KEY": CLIENT_KEY, "TIKTOK_CLIENT_SECRET": CLIENT_SECRET, **(environ or {})}
-    variables["SESSION_SECRET_KEY"] = SESSION_SECRET_KEY
+    variables = {
+        "TIKTOK_CLIENT_KEY": CLIENT_KEY,
+        "TIKTOK_CLIENT_SECRET": CLIENT_SECRET,
+        "SESSION_SECRET_KEY": SESSION_SECRET_KEY,
+        **(environ or {}),
+    }
     with contextlib.ExitStack() as stack:
         stack.enter_context(contextlib.chdir(directory))
         stack.enter_context(mock.patch.dict(os.environ, variables))

@@ -21,7 +21,7 @@ import pytest
 
 from tests._chromium import authorize_as, headless_chromium, press
 from tests._redis import free_port
-from tests.docs_support import CLIENT_KEY, CLIENT_SECRET, SESSION_SECRET_KEY, code_blocks
+from tests.docs_support import code_blocks, fake_world
 from tiktok_oauth import AsyncTikTokOAuth2Client, MemoryTokenStore
 from tiktok_oauth.testing import FakeTikTok
 
@@ -32,15 +32,15 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "web.md"
 pytestmark = pytest.mark.slow
 
 
-def _docs_create_app(monkeypatch: pytest.MonkeyPatch, directory: Path) -> Any:
-    """Run the docs' FastAPI block as a user's `app.py` would be (its module-level app included)."""
+def _docs_create_app(directory: Path) -> Any:
+    """Run the docs' FastAPI block as a user's `app.py` would be (its module-level app included).
+
+    It runs in the docs' own environment (credentials, session key, working directory), as test_docs runs it.
+    """
     [block] = [block for block in code_blocks(DOCS) if "def create_app(" in block.source]
-    monkeypatch.chdir(directory)
-    monkeypatch.setenv("TIKTOK_CLIENT_KEY", CLIENT_KEY)
-    monkeypatch.setenv("TIKTOK_CLIENT_SECRET", CLIENT_SECRET)
-    monkeypatch.setenv("SESSION_SECRET_KEY", SESSION_SECRET_KEY)
     namespace: dict[str, Any] = {"__name__": "app"}
-    exec(compile(block.source, f"{DOCS.name}:{block.line}", "exec"), namespace)  # noqa: S102
+    with fake_world(FakeTikTok(), directory, patch_http=False):
+        exec(compile(block.source, f"{DOCS.name}:{block.line}", "exec"), namespace)  # noqa: S102
     return namespace["create_app"]
 
 
@@ -52,9 +52,9 @@ class App:
 
 
 @pytest.fixture
-def app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[App]:
+def app(tmp_path: Path) -> Iterator[App]:
     """The docs' app served by uvicorn on `localhost`, its client on the served fake."""
-    create_app = _docs_create_app(monkeypatch, tmp_path)
+    create_app = _docs_create_app(tmp_path)
     fake = FakeTikTok()
     store = MemoryTokenStore()
     port = free_port()
@@ -133,9 +133,9 @@ def test_a_session_cookie_lost_before_the_callback_is_a_state_mismatch(browser: 
     assert app.fake.token_requests == []  # the check failed before anything reached TikTok
 
 
-def test_the_docs_app_closes_what_it_opened(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_the_docs_app_closes_what_it_opened(tmp_path: Path) -> None:
     """uvicorn's lifespan closes the app's HTTP clients: no connection pool is left open at shutdown."""
-    create_app = _docs_create_app(monkeypatch, tmp_path)
+    create_app = _docs_create_app(tmp_path)
     fake = FakeTikTok()
     client = AsyncTikTokOAuth2Client("test-key", "test-secret", http_client=httpx.AsyncClient())
     api = httpx.AsyncClient(transport=fake.async_transport())
