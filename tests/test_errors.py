@@ -9,6 +9,8 @@ import pytest
 import tiktok_oauth
 from tiktok_oauth import (
     AuthorizationDeniedError,
+    LockLostError,
+    NothingStoredError,
     RateLimitedError,
     ReauthorizationRequiredError,
     StateMismatchError,
@@ -24,7 +26,14 @@ SUBCLASSES = [
     RateLimitedError,
     TikTokServerError,
     TokenStoreError,
+    NothingStoredError,
+    LockLostError,
 ]
+
+
+def test_nothing_stored_is_a_reauthorization_and_a_lost_lock_a_store_error() -> None:
+    assert issubclass(NothingStoredError, ReauthorizationRequiredError)
+    assert issubclass(LockLostError, TokenStoreError)
 
 
 @pytest.mark.parametrize("cls", SUBCLASSES)
@@ -65,6 +74,8 @@ def test_message_leaves_out_http_200_which_tiktok_sends_with_its_errors() -> Non
         TikTokServerError("down", status_code=503, retryable=False),
         ReauthorizationRequiredError("again", error="invalid_grant"),
         TokenStoreError("/tmp/x is corrupt"),
+        NothingStoredError("no token under 'u1'"),
+        LockLostError("the lock for 'u1' was lost"),
     ],
 )
 def test_errors_pickle_with_their_attributes(error: TikTokOAuthError) -> None:

@@ -7,6 +7,8 @@ from tiktok_oauth.auth import TikTokAuth
 from tiktok_oauth.client import AsyncTikTokOAuth2Client, TikTokOAuth2Client, generate_code_verifier
 from tiktok_oauth.errors import (
     AuthorizationDeniedError,
+    LockLostError,
+    NothingStoredError,
     RateLimitedError,
     ReauthorizationRequiredError,
     StateMismatchError,
@@ -29,7 +31,9 @@ __all__ = [
     "AsyncTokenStore",
     "AuthorizationDeniedError",
     "FileTokenStore",
+    "LockLostError",
     "MemoryTokenStore",
+    "NothingStoredError",
     "RateLimitedError",
     "ReauthorizationRequiredError",
     "RefreshReport",

@@ -5,10 +5,12 @@ TikTokOAuthError                    .error, .description, .log_id, .status_code 
 ├── AuthorizationDeniedError        the callback carried error=... (the user said no, or a misconfiguration)
 ├── StateMismatchError              callback state differs from the expected one
 ├── ReauthorizationRequiredError    no token, refresh token expired or revoked: log in again
+│   └── NothingStoredError          no token is stored under the key at all
 ├── RateLimitedError                HTTP 429 / rate_limit_exceeded; .retry_after when the server gave one
 ├── TikTokServerError               5xx, timeouts, connection errors, bodies that are not JSON objects; .retryable, .retry_after
 ├── TikTokAPIError                  a data API answer whose `error.code` is not "ok" (see `unwrap`)
 └── TokenStoreError                 a store cannot read or write
+    └── LockLostError               the store's lock for the key was lost while held
 ```
 
 Every error builds on Authlib's `AuthlibBaseError`, pickles (so it crosses process boundaries), and never
@@ -24,6 +26,8 @@ from authlib.common.errors import AuthlibBaseError
 
 __all__ = [
     "AuthorizationDeniedError",
+    "LockLostError",
+    "NothingStoredError",
     "RateLimitedError",
     "ReauthorizationRequiredError",
     "StateMismatchError",
@@ -104,6 +108,10 @@ class ReauthorizationRequiredError(TikTokOAuthError):
     """There is no usable token: none stored, or the refresh token expired or was revoked. Log in again."""
 
 
+class NothingStoredError(ReauthorizationRequiredError):
+    """No token is stored under the key at all (never logged in, logged out, or deleted)."""
+
+
 class RateLimitedError(TikTokOAuthError):
     """TikTok answered 429 / `rate_limit_exceeded`.
 
@@ -170,3 +178,8 @@ class TikTokAPIError(TikTokOAuthError):
 
 class TokenStoreError(TikTokOAuthError):
     """A token store could not read or write (a corrupt file, a permission error, Redis down)."""
+
+
+class LockLostError(TokenStoreError):
+    """The store's lock for a key was lost while held (a Redis lock that expired, a PostgreSQL session that
+    ended): someone else may hold it now, so nothing more is sent or written under it."""
