@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from tiktok_oauth.errors import TokenStoreError
 from tiktok_oauth.stores._codec import copy_token, decode_token, encode_token, expires_before
-from tiktok_oauth.stores._locking import poll_lock
+from tiktok_oauth.stores._locking import NEVER_LOST, poll_lock
 from tiktok_oauth.token import TikTokToken
 
 if TYPE_CHECKING:
@@ -31,8 +31,11 @@ if TYPE_CHECKING:
 __all__ = [
     "AsyncListingTokenStore",
     "AsyncLockingTokenStore",
+    "AsyncHeldLock",
     "AsyncTokenStore",
+    "AwaitableLockingTokenStore",
     "FileTokenStore",
+    "HeldLock",
     "ListingTokenStore",
     "LockingTokenStore",
     "MemoryTokenStore",
@@ -59,11 +62,48 @@ class TokenStore(Protocol):
 
 
 @runtime_checkable
-class LockingTokenStore(TokenStore, Protocol):
-    """A `TokenStore` whose `lock(key)` gives exclusive access to `key` to everyone sharing the store."""
+class HeldLock(Protocol):
+    """What a sync store's `lock(key)` (and `alock(key)`) gives while the lock is held."""
 
-    def lock(self, key: str) -> contextlib.AbstractContextManager[object]:
+    def check(self) -> None:
+        """Raise `LockLostError` if the lock has been lost (expired, its session ended); else nothing."""
+        ...
+
+
+@runtime_checkable
+class AsyncHeldLock(Protocol):
+    """What an async store's `lock(key)` gives while the lock is held."""
+
+    async def check(self) -> None:
+        """Raise `LockLostError` if the lock has been lost (expired, its session ended); else nothing."""
+        ...
+
+
+@runtime_checkable
+class LockingTokenStore(TokenStore, Protocol):
+    """A `TokenStore` whose `lock(key)` gives exclusive access to `key` to everyone sharing the store.
+
+    The guarantee: while the context is entered, no one else sharing the store holds the lock for that
+    key. A lock that can be lost while held (a Redis lock that expired, a PostgreSQL session that ended)
+    is reported: `check()` of the held lock raises `LockLostError`, and so does the first `set` or
+    `delete` of that key after the loss. `lock_timeout` is how long `lock` waits for another holder
+    before `TokenStoreError` (for Redis, `lock_blocking_timeout` is that wait and `lock_timeout` the
+    lock's expiry).
+    """
+
+    lock_timeout: float
+
+    def lock(self, key: str) -> contextlib.AbstractContextManager[HeldLock]:
         """Return a context manager that holds the lock for `key` while inside it."""
+        ...
+
+
+@runtime_checkable
+class AwaitableLockingTokenStore(LockingTokenStore, Protocol):
+    """A sync `LockingTokenStore` whose lock can also be awaited from asyncio code without a thread."""
+
+    def alock(self, key: str) -> contextlib.AbstractAsyncContextManager[HeldLock]:
+        """Hold the same lock as `lock(key)`, waiting without blocking the event loop."""
         ...
 
 
@@ -106,9 +146,12 @@ class AsyncTokenStore(Protocol):
 
 @runtime_checkable
 class AsyncLockingTokenStore(AsyncTokenStore, Protocol):
-    """An `AsyncTokenStore` whose `lock(key)` is an async context manager."""
+    """An `AsyncTokenStore` whose `lock(key)` is an async context manager (the guarantee of
+    `LockingTokenStore`; its held lock's `check()` is a coroutine)."""
 
-    def lock(self, key: str) -> contextlib.AbstractAsyncContextManager[object]:
+    lock_timeout: float
+
+    def lock(self, key: str) -> contextlib.AbstractAsyncContextManager[AsyncHeldLock]:
         """Return an async context manager that holds the lock for `key` while inside it."""
         ...
 
@@ -185,17 +228,17 @@ class MemoryTokenStore:
         return TokenStoreError(f"timed out after {self.lock_timeout} s waiting for the lock of {key!r}")
 
     @contextlib.contextmanager
-    def lock(self, key: str) -> Iterator[None]:
+    def lock(self, key: str) -> Iterator[HeldLock]:
         """Hold the per-key lock for `key`, blocking this thread; `TokenStoreError` after `lock_timeout`."""
         lock = self._lock_for(key)
         if not lock.acquire(timeout=self.lock_timeout):
             raise self._timed_out(key)
         try:
-            yield
+            yield NEVER_LOST
         finally:
             lock.release()
 
-    def alock(self, key: str) -> contextlib.AbstractAsyncContextManager[None]:
+    def alock(self, key: str) -> contextlib.AbstractAsyncContextManager[HeldLock]:
         """Hold the same per-key lock from asyncio code, polling instead of blocking the loop."""
         lock = self._lock_for(key)
         return poll_lock(

@@ -5,11 +5,25 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import Final
 
-__all__ = ["poll_lock"]
+__all__ = ["NEVER_LOST", "NeverLost", "poll_lock"]
 
 
 @contextlib.asynccontextmanager
+class NeverLost:
+    """The held lock of a store whose lock cannot be lost while its holder lives (memory, file)."""
+
+    __slots__ = ()
+
+    def check(self) -> None:
+        """Nothing to check: this lock lasts as long as its holder."""
+
+
+#: What the `lock(key)` of a store whose lock cannot be lost while held gives (`HeldLock`).
+NEVER_LOST: Final = NeverLost()
+
+
 async def poll_lock(
     try_acquire: Callable[[], bool],
     release: Callable[[], None],
@@ -17,7 +31,7 @@ async def poll_lock(
     poll_interval: float,
     give_up_after: float | None = None,
     on_timeout: Callable[[], BaseException] | None = None,
-) -> AsyncIterator[None]:
+) -> AsyncIterator[NeverLost]:
     """Hold a lock taken by non-blocking attempts, sleeping `poll_interval` on the loop between them.
 
     This is filelock's `BaseAsyncFileLock.acquire` pattern: the loop keeps running other tasks while
@@ -33,6 +47,6 @@ async def poll_lock(
         await asyncio.sleep(poll_interval)
     # No await between acquiring and the try: a cancellation cannot leak the lock.
     try:
-        yield
+        yield NEVER_LOST
     finally:
         release()

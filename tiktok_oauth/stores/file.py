@@ -18,7 +18,7 @@ import filelock
 
 from tiktok_oauth.errors import TokenStoreError
 from tiktok_oauth.stores._codec import MAX_TOKEN_BYTES, decode_token, encode_token, expires_before
-from tiktok_oauth.stores._locking import poll_lock
+from tiktok_oauth.stores._locking import NEVER_LOST, NeverLost, poll_lock
 from tiktok_oauth.token import TikTokToken
 
 __all__ = ["KEY_FIELD", "FileTokenStore", "file_stem"]
@@ -349,7 +349,7 @@ class FileTokenStore:
         return TokenStoreError(f"timed out after {self.lock_timeout} s waiting for the lock {path}")
 
     @contextlib.contextmanager
-    def lock(self, key: str) -> Iterator[None]:
+    def lock(self, key: str) -> Iterator[NeverLost]:
         """Hold the cross-process file lock for `key`; `TokenStoreError` after `lock_timeout`."""
         lock, path = self._file_lock(key)
         try:
@@ -359,11 +359,11 @@ class FileTokenStore:
         except OSError as exc:
             raise TokenStoreError(f"cannot lock {path}: {exc.strerror}") from exc
         try:
-            yield
+            yield NEVER_LOST
         finally:
             lock.release()
 
-    def alock(self, key: str) -> contextlib.AbstractAsyncContextManager[None]:
+    def alock(self, key: str) -> contextlib.AbstractAsyncContextManager[NeverLost]:
         """Hold the same lock from asyncio code: non-blocking attempts and `asyncio.sleep` between."""
         lock, path = self._file_lock(key)
 
