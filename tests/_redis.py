@@ -142,17 +142,20 @@ class RedisServer:
         assert self.process is not None
         self.process.send_signal(signal.SIGCONT)
 
-    def client_kwargs(self) -> dict[str, Any]:
-        """Connection settings for tests: short timeouts, no retries, so failures are quick."""
+    def client_kwargs(self, retry: Any = None) -> dict[str, Any]:
+        """Connection settings for tests: short timeouts, no retries (`retry`: the client kind's own
+        `Retry` class, sync by default), so failures are quick."""
         from redis.backoff import NoBackoff
-        from redis.retry import Retry
+
+        if retry is None:
+            from redis.retry import Retry as retry
 
         return {
             "host": "127.0.0.1",
             "port": self.port,
             "socket_timeout": 1.0,
             "socket_connect_timeout": 1.0,
-            "retry": Retry(NoBackoff(), 0),
+            "retry": retry(NoBackoff(), 0),
         }
 
     def client(self, **kwargs: Any) -> Any:
@@ -162,10 +165,12 @@ class RedisServer:
         return redis.Redis(**{**self.client_kwargs(), **kwargs})
 
     def async_client(self, **kwargs: Any) -> Any:
-        """A new `redis.asyncio.Redis` for this server (create it inside the loop that uses it)."""
+        """A new `redis.asyncio.Redis` for this server (create it inside the loop that uses it), with
+        redis.asyncio's own `Retry` (redis-py 8.2 warns when it is given the sync one)."""
         import redis.asyncio
+        from redis.asyncio.retry import Retry
 
-        return redis.asyncio.Redis(**{**self.client_kwargs(), **kwargs})
+        return redis.asyncio.Redis(**{**self.client_kwargs(Retry), **kwargs})
 
     def close(self) -> None:
         """Stop the server and remove its directory."""

@@ -20,9 +20,9 @@ from typing import Any, Final, Literal
 
 from tiktok_oauth import _clock
 from tiktok_oauth.auth._locks import StoreSection
-from tiktok_oauth.auth._source import NOTHING_STORED, TokenSource
+from tiktok_oauth.auth._source import TokenSource
 from tiktok_oauth.client import AsyncTikTokOAuth2Client, TikTokOAuth2Client
-from tiktok_oauth.errors import RateLimitedError, ReauthorizationRequiredError
+from tiktok_oauth.errors import NothingStoredError, RateLimitedError, ReauthorizationRequiredError
 from tiktok_oauth.token import TikTokToken
 
 __all__ = ["RefreshReport", "arefresh_due", "refresh_due"]
@@ -107,9 +107,9 @@ class _Key:
             self.rate_limited += 1
             self.backoff.hit(error)
             return None, None, True
+        if isinstance(error, NothingStoredError):
+            return None, None, False  # the key holds nothing (deleted meanwhile): skipped
         if isinstance(error, ReauthorizationRequiredError):
-            if str(error) == NOTHING_STORED.format(key=self.source.key):
-                return None, None, False  # the key holds nothing (deleted meanwhile): skipped
             return "reauthorization_required", error, False
         return "failed", error, False
 

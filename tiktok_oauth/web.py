@@ -20,11 +20,11 @@ import inspect
 import unicodedata
 from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlsplit
 
 from tiktok_oauth import _clock
-from tiktok_oauth.auth import TikTokAuth
+from tiktok_oauth.auth import TikTokAuth, TokenSource
 from tiktok_oauth.client import AsyncTikTokOAuth2Client, TikTokOAuth2Client
 from tiktok_oauth.errors import StateMismatchError, TikTokOAuthError, TikTokServerError
 from tiktok_oauth.stores import AsyncTokenStore, MemoryTokenStore, TokenStore
@@ -209,7 +209,7 @@ class TikTokLogin:
             redirect_uri=login.redirect_uri,
         )
         key = _key_of(token)
-        cast("TokenStore", self.store).set(key, token)
+        TokenSource.over(client, self.store, key).store_login(token)  # under the lock: the one writer
         return LoginResult(token, key, login.next)
 
     async def acomplete(self, session: Session, callback_url: str) -> LoginResult:
@@ -230,10 +230,7 @@ class TikTokLogin:
         else:
             token = await asyncio.to_thread(client.fetch_token, **exchange)
         key = _key_of(token)
-        if self._store_is_async:
-            await cast("AsyncTokenStore", self.store).set(key, token)
-        else:
-            await asyncio.to_thread(self.store.set, key, token)
+        await TokenSource.over(client, self.store, key).astore_login(token)  # under the lock: the one writer
         return LoginResult(token, key, login.next)
 
     def auth(self, key: str) -> TikTokAuth:

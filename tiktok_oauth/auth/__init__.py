@@ -8,5 +8,6 @@
 """
 
 from tiktok_oauth.auth._auth import TikTokAuth
+from tiktok_oauth.auth._source import TokenSource
 
-__all__ = ["TikTokAuth"]
+__all__ = ["TikTokAuth", "TokenSource"]

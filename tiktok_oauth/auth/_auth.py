@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import inspect
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Self
 
@@ -105,14 +104,8 @@ class TikTokAuth(RequestsDriver, HttpxDriver, httpx.Auth):
             frozenset(hosts) if allowed_hosts is None else _protocol.normalise_allowed_hosts(allowed_hosts)
         )
         self._hosts = Hosts(allowed)
-        self._source = TokenSource(
-            client,
-            store,
-            key,
-            leeway=leeway,
-            recheck=recheck,
-            client_credentials=client_credentials,
-            is_async_store=inspect.iscoroutinefunction(getattr(store, "get", None)),
+        self._source = TokenSource.over(
+            client, store, key, leeway=leeway, recheck=recheck, client_credentials=client_credentials
         )
         self._requests_fast_hook = self._requests_fast_response  # bound once: the hot path appends it
 

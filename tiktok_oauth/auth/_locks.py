@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import inspect
 import os
 import threading
 import weakref
@@ -216,6 +217,7 @@ class StoreSection:
         self._alock = getattr(store, "alock", None) if use_lock else None
         self._holder: _Holder | None = None
         self._cm: contextlib.AbstractAsyncContextManager[Any] | None = None
+        self._held: Any = None
 
     async def __aenter__(self) -> Self:
         if self._async:
@@ -224,10 +226,26 @@ class StoreSection:
             self._cm = self._alock(self._key)
         else:
             self._holder = _Holder(self._store, self._key, self._lock)
-            await self._holder.enter()
+            self._held = await self._holder.enter()
             return self
-        await self._cm.__aenter__()
+        self._held = await self._cm.__aenter__()
         return self
+
+    async def check(self) -> None:
+        """Raise `LockLostError` if the store reports the held lock lost (`HeldLock.check`)."""
+        check = getattr(self._held, "check", None)  # a user's store may yield anything, or nothing
+        if check is None:
+            return
+        if self._async:
+            result = check()
+            if inspect.isawaitable(result):
+                await result
+        elif self._holder is not None:
+            await self._holder.run(check)
+        else:
+            import asyncio  # noqa: PLC0415
+
+            await asyncio.to_thread(check)
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -268,7 +286,7 @@ class _Holder:
 
         self._calls: queue.SimpleQueue[tuple[asyncio.Future[Any], Callable[..., Any], tuple[Any, ...]] | None]
         self._calls = queue.SimpleQueue()
-        self._entered: asyncio.Future[None] = self._loop.create_future()
+        self._entered: asyncio.Future[Any] = self._loop.create_future()
         self._exited: asyncio.Future[None] = self._loop.create_future()
         self._state = threading.Lock()
         self._abandoned = False
@@ -290,7 +308,7 @@ class _Holder:
 
     def _serve(self) -> None:
         try:
-            self._cm.__enter__()
+            held = self._cm.__enter__()
         except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
             self._resolve(self._entered, error=exc)
             self._resolve(self._exited)
@@ -301,7 +319,7 @@ class _Holder:
                 abandoned = self._abandoned
                 self._holding = not abandoned
             if not abandoned:
-                self._resolve(self._entered)
+                self._resolve(self._entered, held)
                 while (item := self._calls.get()) is not None:
                     future, function, args = item
                     try:
@@ -315,13 +333,14 @@ class _Holder:
                 exit_error = exc
             self._resolve(self._exited, error=exit_error)
 
-    async def enter(self) -> None:
+    async def enter(self) -> Any:
+        """Wait until the thread holds the lock; what the lock's `__enter__` gave."""
         import asyncio  # noqa: PLC0415
 
         threading.Thread(target=self._serve, name=f"tiktok-oauth lock {self._key!r}", daemon=True).start()
         try:
             async with asyncio.timeout(self._limit):
-                await asyncio.shield(self._entered)
+                return await asyncio.shield(self._entered)
         except BaseException as exc:
             self._abandon()
             if isinstance(exc, TimeoutError):

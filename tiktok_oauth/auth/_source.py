@@ -6,27 +6,39 @@ nears expiry or `recheck` seconds have passed, and renews under the in-process l
 reading the store once more there: someone else may have refreshed meanwhile.
 
 Once a refresh request may have gone out, it and the write of its answer complete whatever happens to the
-caller: in async code the section runs in a task of its own that a cancelled caller leaves running; in sync
-code a `KeyboardInterrupt` arriving meanwhile (main thread) is held back until the token is stored.
+caller: in async code the section runs in a task of its own that a cancelled caller leaves running and that
+refuses every cancellation from outside once the request may be out (`asyncio.run` ending cancels every task
+left: this one finishes, bounded by the client's timeout, and `asyncio.run` waits for it); in sync code a
+`KeyboardInterrupt` arriving meanwhile (main thread) is held back until the token is stored.
+
+This is the one writer: refreshes, revokes, a new login's write and their results all go through here,
+under the in-process lock and the store's lock, with the store read again first. Just before a refresh is
+sent, the store's held lock is checked (`HeldLock.check`): a lost lock sends nothing. A new token whose write
+failed (a store down, a lock lost) is kept in memory and written under the next lock, unless the store
+changed meanwhile (a new login, a logout): that change wins.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import logging
+import sys
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from tiktok_oauth import _clock
 from tiktok_oauth.auth._locks import StoreSection, locks, wait_limit
 from tiktok_oauth.client import AsyncTikTokOAuth2Client, TikTokOAuth2Client
 from tiktok_oauth.errors import (
+    NothingStoredError,
     RateLimitedError,
-    ReauthorizationRequiredError,
     TikTokOAuthError,
     TikTokServerError,
 )
+from tiktok_oauth.stores import HeldLock
 from tiktok_oauth.token import TikTokToken
 
 if TYPE_CHECKING:
@@ -36,19 +48,11 @@ logger = logging.getLogger("tiktok_oauth")
 
 Outcome = Literal["refreshed", "fresh"]
 _NOTHING: Final = (None, 0.0, "")
-#: The message of the ReauthorizationRequiredError for a key that holds nothing (the keeper skips those).
-NOTHING_STORED: Final = "no token is stored under key {key!r}: log in first"
 #: Tasks finishing a refresh whose caller was cancelled: held here so they are not collected mid-write.
 _finishing: set[asyncio.Task[Any]] = set()
-
-
-class _Progress:
-    """Whether a refresh request may have gone out (then it must complete, whoever waits for it)."""
-
-    __slots__ = ("sent",)
-
-    def __init__(self) -> None:
-        self.sent = False
+#: Modules whose code cancels a task from inside it: a timeout the task itself entered (the client's
+#: deadline, httpx's and the stores' own timeouts). Only these may still cancel a refresh under way.
+_TIMEOUTS: Final = ("asyncio.timeouts", "anyio.", "async_timeout")
 
 
 class TokenSource:
@@ -76,9 +80,33 @@ class TokenSource:
         #: (token, fresh until, "Bearer ..."): the hot path reads this and nothing else.
         self.current: tuple[TikTokToken | None, float, str] = _NOTHING
         # A new token the store failed to take. TikTok has already rotated the refresh token, so the one in
-        # the store is dead: the next caller writes this one first instead of reading the dead one.
+        # the store is dead: the next caller writes this one first instead of reading the dead one, unless
+        # the store no longer holds the token it replaces (`replaces`: a new login or a logout meanwhile).
         self.unsaved: TikTokToken | None = None
+        self.replaces: str | None = None
         locks.register(store, self)
+
+    @classmethod
+    def over(
+        cls,
+        client: TikTokOAuth2Client | AsyncTikTokOAuth2Client,
+        store: Any,
+        key: str,
+        *,
+        leeway: float = 60.0,
+        recheck: float = 60.0,
+        client_credentials: bool = False,
+    ) -> TokenSource:
+        """The source of `key` in `store`, whatever the store's kind (sync or async)."""
+        return cls(
+            client,
+            store,
+            key,
+            leeway=leeway,
+            recheck=recheck,
+            client_credentials=client_credentials,
+            is_async_store=inspect.iscoroutinefunction(getattr(store, "get", None)),
+        )
 
     # -- decisions, shared by the sync and async paths -----------------------------------------------
 
@@ -108,9 +136,9 @@ class TokenSource:
     def forget(self) -> None:
         self.current = _NOTHING
 
-    def _missing(self) -> ReauthorizationRequiredError:
+    def _missing(self) -> NothingStoredError:
         self.forget()
-        return ReauthorizationRequiredError(NOTHING_STORED.format(key=self.key))
+        return NothingStoredError(f"no token is stored under key {self.key!r}: log in first")
 
     def _after_read(self, stored: TikTokToken | None, rejected: str | None) -> TikTokToken | None:
         """A token read without the lock: use it when good; None when it needs renewing under the lock."""
@@ -148,9 +176,30 @@ class TokenSource:
 
     def _saved(self) -> tuple[Outcome, TikTokToken]:
         """The new token has reached the store: use it from now on."""
-        fresh, self.unsaved = self.unsaved, None
+        fresh, self.unsaved, self.replaces = self.unsaved, None, None
         assert fresh is not None
         return "refreshed", self.remember(fresh)
+
+    def _got(self, fresh: TikTokToken, replaced: TikTokToken | None) -> TikTokToken:
+        """TikTok answered with `fresh`: hold it until the store has it (see `unsaved`)."""
+        self.unsaved = fresh
+        self.replaces = None if replaced is None else replaced.access_token
+        return fresh
+
+    def _pending(self, stored: TikTokToken | None) -> TikTokToken | None:
+        """Under the lock, with `stored` just read: the unsaved token to write first, or None.
+
+        It is written only over the token it replaces; if the store changed meanwhile (a new login, a
+        logout, another process's refresh), the store wins and the unsaved token is dropped.
+        """
+        fresh = self.unsaved
+        if fresh is None:
+            return None
+        if stored is not None and stored.access_token == self.replaces:
+            return fresh
+        logger.debug("key %r: the store changed since our refresh; its token wins", self.key)
+        self.unsaved = self.replaces = None
+        return None
 
     # -- sync ------------------------------------------------------------------------------------------
 
@@ -179,50 +228,71 @@ class TokenSource:
         return self._replacement(self.store.get(self.key), rejected)
 
     @contextlib.contextmanager
-    def _section(self) -> Iterator[None]:
+    def _section(self) -> Iterator[HeldLock | None]:
         lock = getattr(self.store, "lock", None)
         with (
             locks.hold(self.store, self.key, self.wait_limit),
-            lock(self.key) if lock is not None else contextlib.nullcontext(),
+            lock(self.key) if lock is not None else contextlib.nullcontext() as held,
         ):
-            yield
+            yield held if isinstance(held, HeldLock) else None
+
+    def _read_locked(self) -> TikTokToken | None:
+        """Under the locks: the stored token, after writing our unsaved one over the token it replaces."""
+        current: TikTokToken | None = self.store.get(self.key)
+        pending = self._pending(current)
+        if pending is not None:  # our last new token never reached the store: write it first
+            self.store.set(self.key, pending)
+            self.unsaved = self.replaces = None
+            current = pending
+        return current
 
     def renew(self, rejected: str | None = None) -> tuple[Outcome, TikTokToken]:
         """Under the locks: read again; renew only if the token is still the stale one."""
         client = self._sync_client()
-        store = self.store
-        with self._section():
-            current = self.unsaved
-            if current is not None:  # our last new token never reached the store: write it first
-                store.set(self.key, current)
-                self.unsaved = None
-            else:
-                current = store.get(self.key)
+        with self._section() as held:
+            current = self._read_locked()
             if self._usable(current, rejected):
                 assert current is not None
                 return self._reuse(current)
             grant = self._renewal(current, rejected)
+            if held is not None:
+                held.check()  # a lock lost by now guards nothing: send nothing
             with _interrupts_held():
                 if grant == "client":
-                    self.unsaved = client.fetch_client_token()
+                    self._got(client.fetch_client_token(), current)
                 else:
                     assert current is not None
-                    self.unsaved = client.refresh_token(current)
-                store.set(self.key, self.unsaved)
+                    self._got(client.refresh_token(current), current)
+                self.store.set(self.key, self.unsaved)
             return self._saved()
+
+    def refresh_now(self) -> tuple[Outcome, TikTokToken]:
+        """Refresh the stored token now (the CLI's `token refresh`), unless someone else just did."""
+        self._sync_client()
+        stored = self.store.get(self.key) if self.unsaved is None else self.unsaved
+        if stored is None:
+            raise self._missing()
+        return self.renew(rejected=stored.access_token)
+
+    def store_login(self, token: TikTokToken) -> TikTokToken:
+        """Write a new login's token under the locks: a refresh of the old grant in flight cannot undo it."""
+        with self._section():
+            self.store.set(self.key, token)
+            self.unsaved = self.replaces = None
+        return self.remember(token)
 
     def logout(self) -> None:
         """Revoke the stored token at TikTok and delete it, under the locks."""
         client = self._sync_client()
         with self._section():
-            current = self.store.get(self.key)
+            current = self._read_locked()
             if current is not None:
                 try:
                     client.revoke_token(current)
                 except TikTokOAuthError as exc:
                     _unless_already_revoked(exc)
             self.store.delete(self.key)
-            self.unsaved = None
+            self.unsaved = self.replaces = None
             self.forget()
 
     # -- async -----------------------------------------------------------------------------------------
@@ -259,18 +329,41 @@ class TokenSource:
         import asyncio  # noqa: PLC0415 - only async callers get here, with asyncio loaded
 
         self._async_client()
-        progress = _Progress()
-        task = asyncio.get_running_loop().create_task(self._arenew(rejected, progress))
+        task = _refresh_task(self._arenew(rejected))
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
-            if progress.sent:
+            if task.sent:
                 logger.debug("key %r: caller cancelled; the refresh under way completes", self.key)
                 _finishing.add(task)
                 task.add_done_callback(_finished)
             else:
                 task.cancel()  # nothing was sent yet: stop waiting for the locks too
             raise
+
+    async def arefresh_now(self) -> tuple[Outcome, TikTokToken]:
+        """`refresh_now` for async code."""
+        self._async_client()
+        stored = await self._read() if self.unsaved is None else self.unsaved
+        if stored is None:
+            raise self._missing()
+        return await self.arenew(rejected=stored.access_token)
+
+    async def astore_login(self, token: TikTokToken) -> TikTokToken:
+        """`store_login` for async code."""
+        async with self._asection() as section:
+            await section.call("set", self.key, token)
+            self.unsaved = self.replaces = None
+        return self.remember(token)
+
+    async def _aread_locked(self, section: StoreSection) -> TikTokToken | None:
+        current: TikTokToken | None = await section.call("get", self.key)
+        pending = self._pending(current)
+        if pending is not None:
+            await section.call("set", self.key, pending)
+            self.unsaved = self.replaces = None
+            current = pending
+        return current
 
     @contextlib.asynccontextmanager
     async def _asection(self) -> AsyncIterator[StoreSection]:
@@ -284,39 +377,39 @@ class TokenSource:
         ):
             yield section
 
-    async def _arenew(self, rejected: str | None, progress: _Progress) -> tuple[Outcome, TikTokToken]:
+    async def _arenew(self, rejected: str | None) -> tuple[Outcome, TikTokToken]:
+        import asyncio  # noqa: PLC0415
+
         client = self._async_client()
         async with self._asection() as section:
-            current = self.unsaved
-            if current is not None:  # our last new token never reached the store: write it first
-                await section.call("set", self.key, current)
-                self.unsaved = None
-            else:
-                current = await section.call("get", self.key)
+            current = await self._aread_locked(section)
             if self._usable(current, rejected):
                 assert current is not None
                 return self._reuse(current)
             grant = self._renewal(current, rejected)
-            progress.sent = True
+            await section.check()  # a lock lost by now guards nothing: send nothing
+            task = asyncio.current_task()
+            assert isinstance(task, _refresh_task_class())
+            task.sent = True  # from here on, only this section's own timeouts can cancel it
             if grant == "client":
-                self.unsaved = await client.fetch_client_token()
+                self._got(await client.fetch_client_token(), current)
             else:
                 assert current is not None
-                self.unsaved = await client.refresh_token(current)
+                self._got(await client.refresh_token(current), current)
             await section.call("set", self.key, self.unsaved)
             return self._saved()
 
     async def alogout(self) -> None:
         client = self._async_client()
         async with self._asection() as section:
-            current = await section.call("get", self.key)
+            current = await self._aread_locked(section)
             if current is not None:
                 try:
                     await client.revoke_token(current)
                 except TikTokOAuthError as exc:
                     _unless_already_revoked(exc)
             await section.call("delete", self.key)
-            self.unsaved = None
+            self.unsaved = self.replaces = None
             self.forget()
 
 
@@ -326,6 +419,43 @@ def _unless_already_revoked(exc: TikTokOAuthError) -> None:
     if isinstance(exc, TikTokServerError | RateLimitedError):
         raise exc
     logger.debug("revoke answered %s: the token was already revoked; deleting it", exc.error)
+
+
+@functools.cache
+def _refresh_task_class() -> type[Any]:
+    """The task class of a refresh (made on first use: asyncio is not imported with the package)."""
+    import asyncio  # noqa: PLC0415
+
+    class RefreshTask(asyncio.Task):  # type: ignore[type-arg]
+        """A refresh's locked section: once its request may be out, only its own timeouts cancel it.
+
+        A cancelled caller never cancels it (it waits through `asyncio.shield`), but whoever sweeps every
+        task would: `asyncio.run` ending, a server shutting down. Then the answer, with TikTok's rotated
+        refresh token, would be lost. So `cancel` from outside is refused while the request is out; the
+        sweeper waits for the task instead, which the client's own timeout bounds.
+        """
+
+        sent = False
+
+        def cancel(self, msg: Any = None) -> bool:
+            if self.sent and not _cancelled_by_a_timeout(sys._getframe(1)):  # noqa: SLF001
+                logger.debug("a refresh under way was asked to cancel; it completes first")
+                return False
+            return super().cancel(msg)
+
+    return RefreshTask
+
+
+def _cancelled_by_a_timeout(frame: Any) -> bool:
+    """Whether `cancel` was called by a timeout (asyncio's, anyio's) rather than by someone outside."""
+    module = frame.f_globals.get("__name__", "")
+    return isinstance(module, str) and module.startswith(_TIMEOUTS)
+
+
+def _refresh_task(coro: Coroutine[Any, Any, tuple[Outcome, TikTokToken]]) -> Any:
+    import asyncio  # noqa: PLC0415
+
+    return _refresh_task_class()(coro, loop=asyncio.get_running_loop())
 
 
 def _finished(task: asyncio.Task[Any]) -> None:
