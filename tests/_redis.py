@@ -148,8 +148,9 @@ class RedisServer:
         from redis.backoff import NoBackoff
 
         if retry is None:
-            from redis.retry import Retry as retry
+            from redis.retry import Retry
 
+            retry = Retry
         return {
             "host": "127.0.0.1",
             "port": self.port,

@@ -190,9 +190,11 @@ class LosingLock(MemoryTokenStore):
 def test_a_lost_lock_sends_no_refresh_and_changes_nothing(fake: FakeTikTok, served: str) -> None:
     store = LosingLock()
     old = due_token(fake, store)
-    with TikTokOAuth2Client("test-key", SECRET, **fake.endpoints(served)) as client:
-        with pytest.raises(LockLostError):
-            TokenSource.over(client, store, "u1").renew()
+    with (
+        TikTokOAuth2Client("test-key", SECRET, **fake.endpoints(served)) as client,
+        pytest.raises(LockLostError),
+    ):
+        TokenSource.over(client, store, "u1").renew()
     assert fake.grant_count("refresh_token") == 0
     assert store.get("u1") == old
 
@@ -255,6 +257,8 @@ def test_a_kept_token_never_overwrites_a_new_login(fake: FakeTikTok, served: str
 
 
 def test_a_key_holding_nothing_raises_nothing_stored(fake: FakeTikTok, served: str) -> None:
-    with TikTokOAuth2Client("test-key", SECRET, **fake.endpoints(served)) as client:
-        with pytest.raises(NothingStoredError, match="'u9'"):
-            TokenSource.over(client, MemoryTokenStore(), "u9").token()
+    with (
+        TikTokOAuth2Client("test-key", SECRET, **fake.endpoints(served)) as client,
+        pytest.raises(NothingStoredError, match="'u9'"),
+    ):
+        TokenSource.over(client, MemoryTokenStore(), "u9").token()
