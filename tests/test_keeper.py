@@ -22,9 +22,11 @@ from tiktok_oauth import (
     TikTokOAuth2Client,
     TikTokServerError,
     TikTokToken,
+    TokenStoreError,
     arefresh_due,
     refresh_due,
 )
+from tiktok_oauth import keeper
 from tiktok_oauth.stores import FileTokenStore
 from tiktok_oauth.testing import FakeTikTok
 
@@ -293,3 +295,57 @@ def test_the_wrong_client_kind_is_a_type_error(fake: FakeTikTok) -> None:
                 refresh_due(client, MemoryTokenStore())  # type: ignore[arg-type]
 
     asyncio.run(go())
+
+
+class WritesFailFor(MemoryTokenStore):
+    """A memory store whose writes fail while `down` is set (a database restarting)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+        self.refused = 0
+
+    def set(self, key: str, token: TikTokToken) -> None:
+        if self.down:
+            self.refused += 1
+            if self.refused >= 3:
+                self.down = False  # back after three refused writes
+            raise TokenStoreError("the database is restarting")
+        super().set(key, token)
+
+
+@KINDS
+def test_a_refreshed_token_the_store_refused_is_written_when_the_store_is_back(
+    kind: str, fake: FakeTikTok, served: str
+) -> None:
+    store = WritesFailFor()
+    old = _stored(fake, store, "u1", due=True)
+    store.down = True
+
+    report = _keep(kind, fake, served, store)
+
+    assert report.refreshed == ["u1"], report.failed
+    stored = store.get("u1")
+    assert stored is not None
+    assert stored.refresh_token != old.refresh_token
+    assert fake.grant_count("refresh_token") == 1
+    assert _keep(kind, fake, served, store, within=10**9).refreshed == ["u1"]  # the stored token is live
+    assert fake.stale_refresh_token_uses == 0
+
+
+@KINDS
+def test_a_refreshed_token_that_cannot_be_written_is_reported_failed_as_such(
+    kind: str, fake: FakeTikTok, served: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(keeper, "WRITE_RETRIES", (0.0, 0.0))
+    store = WritesFailFor()
+    old = _stored(fake, store, "u1", due=True)
+    store.down = True
+    monkeypatch.setattr(store, "refused", -10**6)  # never back
+
+    report = _keep(kind, fake, served, store)
+
+    assert list(report.failed) == ["u1"]
+    assert isinstance(report.failed["u1"], TokenStoreError)
+    assert "new token could not be written" in str(report.failed["u1"])
+    assert store.get("u1") == old

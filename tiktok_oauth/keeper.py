@@ -11,6 +11,7 @@ for `arefresh_due`.
 from __future__ import annotations
 
 import inspect
+import logging
 import random
 import threading
 import time
@@ -22,10 +23,17 @@ from tiktok_oauth import _clock
 from tiktok_oauth.auth._locks import StoreSection
 from tiktok_oauth.auth._source import TokenSource
 from tiktok_oauth.client import AsyncTikTokOAuth2Client, TikTokOAuth2Client
-from tiktok_oauth.errors import NothingStoredError, RateLimitedError, ReauthorizationRequiredError
+from tiktok_oauth.errors import (
+    NothingStoredError,
+    RateLimitedError,
+    ReauthorizationRequiredError,
+    TokenStoreError,
+)
 from tiktok_oauth.token import TikTokToken
 
 __all__ = ["RefreshReport", "arefresh_due", "refresh_due"]
+
+logger = logging.getLogger("tiktok_oauth")
 
 KeyOutcome = Literal["refreshed", "fresh", "reauthorization_required", "failed"]
 Progress = Callable[[str, KeyOutcome], object]
@@ -34,6 +42,9 @@ Progress = Callable[[str, KeyOutcome], object]
 MAX_RATE_LIMITED: Final = 8
 #: The back-off after a 429 that names no `Retry-After`.
 DEFAULT_BACKOFF: Final = 1.0
+#: Seconds between attempts to write a refreshed token the store refused (a database down for a moment):
+#: TikTok has rotated the refresh token, so the new token is all there is. About 30 s in all.
+WRITE_RETRIES: Final = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
 _SHUFFLE: Final = 1024
 
 
@@ -88,6 +99,12 @@ class _Key:
         self.source = source
         self.backoff = backoff
         self.rate_limited = 0
+        self.write_retries = 0
+
+    def pause(self) -> float:
+        """Seconds to wait before the next attempt: the shared back-off, or this key's write retry."""
+        own = WRITE_RETRIES[self.write_retries - 1] if self.write_retries else 0.0
+        return max(self.backoff.remaining(), own)
 
     def glance(self, stored: TikTokToken | None) -> tuple[bool, KeyOutcome | None]:
         """(done, outcome) from a read without the lock: a key not due is fresh without taking a lock."""
@@ -103,6 +120,18 @@ class _Key:
         """(outcome, error, retry): None as outcome means skipped (the key was deleted meanwhile)."""
         if error is None:
             return renewed, None, False  # type: ignore[return-value]
+        if self.source.unsaved is not None:  # refreshed, but the store refused the new token
+            if self.write_retries < len(WRITE_RETRIES):
+                self.write_retries += 1
+                logger.warning(
+                    "key %r: the refreshed token could not be written (%s); retrying", self.source.key, error
+                )
+                return None, None, True
+            failure = TokenStoreError(
+                f"key {self.source.key!r} was refreshed but its new token could not be written "
+                f"after {len(WRITE_RETRIES)} retries: {error}"
+            )
+            return "failed", failure, False
         if isinstance(error, RateLimitedError) and self.rate_limited < MAX_RATE_LIMITED:
             self.rate_limited += 1
             self.backoff.hit(error)
@@ -159,7 +188,7 @@ def _visit(run: _Run, key: str) -> None:
         run.record(key, outcome, None)
         return
     while True:
-        time.sleep(run.backoff.remaining())
+        time.sleep(decision.pause())
         error: Exception | None = None
         renewed: str | None = None
         try:
@@ -188,7 +217,7 @@ async def _avisit(run: _Run, key: str) -> None:
         run.record(key, outcome, None)
         return
     while True:
-        await asyncio.sleep(run.backoff.remaining())
+        await asyncio.sleep(decision.pause())
         error: Exception | None = None
         renewed: str | None = None
         try:

@@ -235,7 +235,7 @@ def test_a_token_whose_write_failed_is_written_under_the_next_lock(fake: FakeTik
         store.failures = 1
         with pytest.raises(LockLostError):
             source.renew()
-        assert source.renew()[0] == "fresh"  # the kept token is written, nothing is sent again
+        assert source.renew()[0] == "refreshed"  # the kept token is written, nothing is sent again
     stored = store.get("u1")
     assert stored is not None
     assert fake.grant_count("refresh_token") == 1

@@ -23,10 +23,10 @@ STEPS = [
     "6. GET /v2/user/info/ through requests",
     "7. GET /v2/user/info/ through httpx.Client(auth=TikTokAuth(...)): HTTP 200",
     "8. TikTok expired the access token early",
-    "9. Set the stored token's expires_at to a minute ago",
-    "10. Revoked the access token",
+    "9. A new TikTokAuth on the same store, with a leeway longer than the token has left",
+    "10. Logged out (TikTokAuth.logout()): the access token revoked at TikTok",
     "11. GET /v2/user/info/ with the revoked access token: HTTP 401 access_token_invalid.",
-    "12. Through TikTokAuth, the refresh it tries is refused too",
+    "12. Through TikTokAuth, nothing is stored any more: the user must log in again.",
     "13. Stopped the fake and removed the temporary directory. Done.",
 ]
 
@@ -70,7 +70,7 @@ def test_demo_shows_pkce_the_masked_token_and_the_refreshes(cli: CLI) -> None:
     assert "access_token='***', refresh_token='***'" in out
     assert "new access token stored: True; refresh token rotated: True" in out
     assert "refreshes so far: 2" in out
-    assert "ReauthorizationRequiredError: invalid_grant" in out
+    assert "NothingStoredError: no token is stored under key 'demo-user'" in out
 
 
 def test_demo_without_requests_skips_that_call(cli: CLI, monkeypatch: pytest.MonkeyPatch) -> None:

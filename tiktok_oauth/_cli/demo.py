@@ -17,7 +17,7 @@ import httpx
 
 from tiktok_oauth import _clock
 from tiktok_oauth._cli._common import relative_time
-from tiktok_oauth.auth import TikTokAuth
+from tiktok_oauth.auth import TikTokAuth, TokenSource
 from tiktok_oauth.client import TikTokOAuth2Client
 from tiktok_oauth.errors import ReauthorizationRequiredError
 from tiktok_oauth.stores import FileTokenStore
@@ -125,7 +125,7 @@ def _login_and_store(step: _Steps, fake: Any, client: TikTokOAuth2Client, direct
         repr(token),
     )
     store = FileTokenStore(directory / "tokens")
-    store.set(_OPEN_ID, token)
+    TokenSource.over(client, store, _OPEN_ID).store_login(token)
     step(f"Saved the token in a FileTokenStore under key {_OPEN_ID!r}:", str(store.token_path(_OPEN_ID)))
 
 
@@ -158,14 +158,13 @@ def _calls_and_refreshes(
         )
 
     stale = _stored(store, _OPEN_ID)
-    stale["expires_at"] = int(_clock.now()) - 60
-    store.set(_OPEN_ID, stale)
-    with httpx.Client(auth=TikTokAuth(client, store, _OPEN_ID), timeout=10) as http:
+    remaining = (stale.expires_at or 0) - _clock.now()
+    with httpx.Client(auth=TikTokAuth(client, store, _OPEN_ID, leeway=remaining + 60), timeout=10) as http:
         answer = _user_info(http.get(user_info_url))
     fresh = _stored(store, _OPEN_ID)
     step(
-        "Set the stored token's expires_at to a minute ago; a new TikTokAuth on the same store "
-        "refreshed before sending:",
+        "A new TikTokAuth on the same store, with a leeway longer than the token has left "
+        "(TikTokAuth(..., leeway=...)), refreshed before sending:",
         f"{answer}; refreshes so far: {fake.grant_count('refresh_token')}; "
         f"the stored access token now expires {relative_time(fresh.expires_at or 0, _clock.now())}",
     )
@@ -173,8 +172,11 @@ def _calls_and_refreshes(
 
 def _revoke(step: _Steps, client: TikTokOAuth2Client, store: FileTokenStore, user_info_url: str) -> None:
     token = _stored(store, _OPEN_ID)
-    client.revoke_token(token)
-    step("Revoked the access token (client.revoke_token); TikTok ends the whole grant.")
+    TikTokAuth(client, store, _OPEN_ID).logout()
+    step(
+        "Logged out (TikTokAuth.logout()): the access token revoked at TikTok, which ends the whole "
+        "grant, and the token deleted from the store."
+    )
     with httpx.Client(timeout=10) as http:
         answer = _user_info(
             http.get(user_info_url, headers={"Authorization": f"Bearer {token.access_token}"})
@@ -187,5 +189,4 @@ def _revoke(step: _Steps, client: TikTokOAuth2Client, store: FileTokenStore, use
             outcome = f"{type(exc).__name__}: {exc}"
         else:  # pragma: no cover - the fake refuses a revoked grant's refresh token
             outcome = "unexpectedly succeeded"
-    step("Through TikTokAuth, the refresh it tries is refused too: the user must log in again.", outcome)
-    store.delete(_OPEN_ID)
+    step("Through TikTokAuth, nothing is stored any more: the user must log in again.", outcome)

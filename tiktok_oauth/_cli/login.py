@@ -16,6 +16,7 @@ from tiktok_oauth._cli._common import (
     where,
 )
 from tiktok_oauth._cli.catcher import RedirectCatcher, loopback_redirect
+from tiktok_oauth.auth import TokenSource
 
 __all__ = ["run_login"]
 
@@ -36,8 +37,8 @@ def run_login(args: argparse.Namespace) -> int:
                 url, redirect_uri, host, port, path, open_browser=not args.no_browser, timeout=args.timeout
             )
         token = client.fetch_token(authorization_response=callback, state=state, code_verifier=verifier)
-    key: str = args.key or token.open_id or "default"
-    store.set(key, token)
+        key: str = args.key or token.open_id or "default"
+        TokenSource.over(client, store, key).store_login(token)  # under the lock: the one writer
     print(f"Logged in. Token saved in {where(store)} under key {key!r}:")
     for line in describe_token(token):
         print(line)

@@ -14,6 +14,7 @@ from tiktok_oauth._cli._common import (
     resolve_key,
     where,
 )
+from tiktok_oauth.auth import TokenSource
 
 __all__ = ["list_tokens", "refresh_token", "revoke_token", "show_token"]
 
@@ -30,30 +31,32 @@ def show_token(args: argparse.Namespace) -> int:
 
 
 def refresh_token(args: argparse.Namespace) -> int:
-    """Refresh the stored token now and store the new one (TikTok rotates the refresh token)."""
+    """Refresh the stored token now and store the new one (TikTok rotates the refresh token).
+
+    Through the token source, like `TikTokAuth`: under the store's lock, read again first, and a Ctrl-C
+    after the request went out waits until TikTok's answer is stored.
+    """
     with client_from_args(args) as client:
         store = open_store(args)
         key = resolve_key(store, args.key)
         load_token(store, key)  # fail before `lock` creates the directory of a mistyped --store
-        # Under the store's lock, like TikTokAuth: no other process refreshes (and rotates) meanwhile.
-        with store.lock(key):
-            fresh = client.refresh_token(load_token(store, key))
-            store.set(key, fresh)
-    print(f"Refreshed. New token saved under key {key!r} in {where(store)}:")
+        outcome, fresh = TokenSource.over(client, store, key).refresh_now()
+    if outcome == "refreshed":
+        print(f"Refreshed. New token saved under key {key!r} in {where(store)}:")
+    else:
+        print(f"Another process refreshed it just now. The token under key {key!r} in {where(store)}:")
     for line in describe_token(fresh):
         print(line)
     return 0
 
 
 def revoke_token(args: argparse.Namespace) -> int:
-    """Revoke the stored access token at TikTok, then delete the stored token."""
+    """Revoke the stored access token at TikTok, then delete the stored token (`TikTokAuth.logout`)."""
     with client_from_args(args) as client:
         store = open_store(args)
         key = resolve_key(store, args.key)
         load_token(store, key)
-        with store.lock(key):
-            client.revoke_token(load_token(store, key))
-            store.delete(key)
+        TokenSource.over(client, store, key).logout()
     print(f"Revoked the access token and deleted the token under key {key!r} from {where(store)}.")
     return 0
 

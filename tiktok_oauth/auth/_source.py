@@ -239,11 +239,9 @@ class TokenSource:
     def _read_locked(self) -> TikTokToken | None:
         """Under the locks: the stored token, after writing our unsaved one over the token it replaces."""
         current: TikTokToken | None = self.store.get(self.key)
-        pending = self._pending(current)
-        if pending is not None:  # our last new token never reached the store: write it first
-            self.store.set(self.key, pending)
-            self.unsaved = self.replaces = None
-            current = pending
+        if self._pending(current) is not None:  # our last new token never reached the store: write it
+            self.store.set(self.key, self.unsaved)
+            return None
         return current
 
     def renew(self, rejected: str | None = None) -> tuple[Outcome, TikTokToken]:
@@ -251,6 +249,8 @@ class TokenSource:
         client = self._sync_client()
         with self._section() as held:
             current = self._read_locked()
+            if self.unsaved is not None:  # written just now: our earlier refresh is done
+                return self._saved()
             if self._usable(current, rejected):
                 assert current is not None
                 return self._reuse(current)
@@ -285,7 +285,7 @@ class TokenSource:
         """Revoke the stored token at TikTok and delete it, under the locks."""
         client = self._sync_client()
         with self._section():
-            current = self._read_locked()
+            current = self._read_locked() or self.unsaved
             if current is not None:
                 try:
                     client.revoke_token(current)
@@ -357,12 +357,11 @@ class TokenSource:
         return self.remember(token)
 
     async def _aread_locked(self, section: StoreSection) -> TikTokToken | None:
+        """`_read_locked` for async code."""
         current: TikTokToken | None = await section.call("get", self.key)
-        pending = self._pending(current)
-        if pending is not None:
-            await section.call("set", self.key, pending)
-            self.unsaved = self.replaces = None
-            current = pending
+        if self._pending(current) is not None:
+            await section.call("set", self.key, self.unsaved)
+            return None
         return current
 
     @contextlib.asynccontextmanager
@@ -383,6 +382,8 @@ class TokenSource:
         client = self._async_client()
         async with self._asection() as section:
             current = await self._aread_locked(section)
+            if self.unsaved is not None:  # written just now: our earlier refresh is done
+                return self._saved()
             if self._usable(current, rejected):
                 assert current is not None
                 return self._reuse(current)
@@ -402,7 +403,7 @@ class TokenSource:
     async def alogout(self) -> None:
         client = self._async_client()
         async with self._asection() as section:
-            current = await self._aread_locked(section)
+            current = await self._aread_locked(section) or self.unsaved
             if current is not None:
                 try:
                     await client.revoke_token(current)
@@ -413,10 +414,15 @@ class TokenSource:
             self.forget()
 
 
+#: Revoke errors that say nothing about the token (our credentials are wrong): the logout fails.
+_NOT_ABOUT_THE_TOKEN: Final = frozenset({"invalid_client", "unauthorized_client", "unsupported_grant_type"})
+
+
 def _unless_already_revoked(exc: TikTokOAuthError) -> None:
-    """A failed revoke during logout: raised when TikTok may still honour the token (a 5xx, a 429);
-    any other OAuth error means TikTok no longer knows the token, which is as good as revoked."""
-    if isinstance(exc, TikTokServerError | RateLimitedError):
+    """A failed revoke during logout: raised when TikTok may still honour the token (a 5xx, a 429, our
+    own credentials refused); any other OAuth error means TikTok no longer knows the token, which is as
+    good as revoked."""
+    if isinstance(exc, TikTokServerError | RateLimitedError) or exc.error in _NOT_ABOUT_THE_TOKEN:
         raise exc
     logger.debug("revoke answered %s: the token was already revoked; deleting it", exc.error)
 
