@@ -24,9 +24,9 @@ from tiktok_oauth import (
     TikTokToken,
     TokenStoreError,
     arefresh_due,
+    keeper,
     refresh_due,
 )
-from tiktok_oauth import keeper
 from tiktok_oauth.stores import FileTokenStore
 from tiktok_oauth.testing import FakeTikTok
 
@@ -341,7 +341,7 @@ def test_a_refreshed_token_that_cannot_be_written_is_reported_failed_as_such(
     store = WritesFailFor()
     old = _stored(fake, store, "u1", due=True)
     store.down = True
-    monkeypatch.setattr(store, "refused", -10**6)  # never back
+    monkeypatch.setattr(store, "refused", -(10**6))  # never back
 
     report = _keep(kind, fake, served, store)
 
