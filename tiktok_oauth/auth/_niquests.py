@@ -10,13 +10,12 @@ requests driver, which names the client to use. requests and niquests are never 
 from __future__ import annotations
 
 import inspect
-import sys
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from tiktok_oauth.auth._flow import flow
 from tiktok_oauth.auth._httpx import drive_async
-from tiktok_oauth.auth._requests import RequestsDriver, prepared_retry
+from tiktok_oauth.auth._requests import RequestsDriver, in_event_loop, prepared_retry
 
 if TYPE_CHECKING:
     from tiktok_oauth.auth._flow import Hosts
@@ -29,18 +28,6 @@ class Answer(NamedTuple):
     status_code: int
     content: bytes
     request: Any
-
-
-def in_event_loop() -> bool:
-    """Whether the caller runs inside an asyncio event loop (no loop without asyncio imported)."""
-    asyncio = sys.modules.get("asyncio")
-    if asyncio is None:
-        return False
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
 
 
 class NiquestsAsyncDriver(RequestsDriver):

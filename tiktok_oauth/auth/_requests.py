@@ -7,9 +7,11 @@ starts only on a 401. The retry after a 401 follows requests' `HTTPDigestAuth.ha
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Generator
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from types import FrameType
+from typing import TYPE_CHECKING, Any, Final
 
 from tiktok_oauth import _clock
 from tiktok_oauth.auth._flow import flow
@@ -43,6 +45,7 @@ class RequestsDriver:
             return request
         if not self._hosts.allows_str(request.url):
             return request  # another host: the token never goes there
+        refuse_an_async_session()
         position = body.tell() if hasattr(body, "tell") else None
         replayable = body is None or isinstance(body, bytes | str) or position is not None
         steps = flow(request, replayable=replayable)
@@ -77,6 +80,7 @@ class RequestsDriver:
         # later calls (for redirects requests follows) find the flow finished and change nothing.
         if inspect.getgeneratorstate(steps) != inspect.GEN_SUSPENDED:
             return response
+        refuse_an_async_session()
         try:
             retry = drive_sync(self._source, steps, steps.send(response))
         except StopIteration:
@@ -89,6 +93,43 @@ class RequestsDriver:
         retried.request = prepared
         steps.close()
         return retried
+
+
+def in_event_loop() -> bool:
+    """Whether the caller runs inside an asyncio event loop (no loop without asyncio imported)."""
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None:
+        return False
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def refuse_an_async_session() -> None:
+    """`TypeError` when niquests' `AsyncSession` calls the sync driver: its token I/O would block the loop.
+
+    niquests calls a sync auth from `AsyncSession.request` too. A sync `requests`/`niquests.Session` may
+    legitimately run inside a loop (a notebook), so the caller's frames tell the two apart. Only the slow
+    path asks (a token to read or renew), never the hot path.
+    """
+    if not in_event_loop():
+        return
+    frame: FrameType | None = sys._getframe(2)  # noqa: SLF001
+    for _ in range(_FRAMES_TO_AN_ASYNC_SESSION):
+        if frame is None:
+            return
+        if frame.f_globals.get("__name__") == "niquests.async_session":
+            raise TypeError(
+                "niquests.AsyncSession needs a TikTokAuth built with an AsyncTikTokOAuth2Client; "
+                "a TikTokOAuth2Client would block the event loop while it reads or refreshes the token"
+            )
+        frame = frame.f_back
+
+
+#: How far up `AsyncSession.request` is from the driver: prepare_auth, prepare, prepare_request, request.
+_FRAMES_TO_AN_ASYNC_SESSION: Final = 8
 
 
 def prepared_retry(retry: Any, position: int | None, response: Any) -> Any:
