@@ -17,6 +17,9 @@ from tiktok_oauth import AsyncTikTokOAuth2Client, TikTokOAuth2Client, _clock
 from tiktok_oauth.testing import FakeTikTok
 
 SECRET = "SUPER-SECRET-client-secret-0xDEADBEEF"  # easy to spot if it ever leaks
+#: The harness clients' timeout: generous, so a served fake on a busy machine is never cut off. Tests of
+#: a lost answer do not wait for it: the served fake closes the connection after `serve_timeout_delay`.
+HARNESS_TIMEOUT = 10.0
 
 
 @dataclass
@@ -47,14 +50,16 @@ def harness(request: pytest.FixtureRequest, fake: FakeTikTok) -> Iterator[Harnes
     is_async, how = mode.split("-", maxsplit=1)[0] == "async", mode.split("-")[1]
     with _endpoints(fake, how) as (endpoints, http_client):
         if not is_async:
-            client = TikTokOAuth2Client("test-key", SECRET, http_client=http_client, timeout=0.5, **endpoints)
+            client = TikTokOAuth2Client(
+                "test-key", SECRET, http_client=http_client, timeout=HARNESS_TIMEOUT, **endpoints
+            )
             with client:
                 yield Harness(fake, client, _sync_run, mode)
             return
         loop = asyncio.new_event_loop()
         async_http = httpx.AsyncClient(transport=fake.async_transport()) if how == "transport" else None
         aclient = AsyncTikTokOAuth2Client(
-            "test-key", SECRET, http_client=async_http, timeout=0.5, **endpoints
+            "test-key", SECRET, http_client=async_http, timeout=HARNESS_TIMEOUT, **endpoints
         )
         try:
             yield Harness(fake, aclient, loop.run_until_complete, mode)
