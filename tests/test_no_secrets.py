@@ -197,7 +197,7 @@ def base_url(fake: FakeTikTok) -> Iterator[str]:
 @pytest.fixture
 def client(fake: FakeTikTok, base_url: str) -> Iterator[TikTokOAuth2Client]:
     with TikTokOAuth2Client(
-        "test-key", SECRET, redirect_uri=REDIRECT_URI, timeout=2.0, **fake.endpoints(base_url)
+        "test-key", SECRET, redirect_uri=REDIRECT_URI, timeout=10.0, **fake.endpoints(base_url)
     ) as made:
         yield made
 

@@ -152,7 +152,7 @@ def test_six_processes_refresh_an_expired_token_once(db: Database, fake: FakeTik
 def test_a_sigkilled_lock_holder_frees_the_lock_at_once(
     db: Database, fake: FakeTikTok, base_url: str
 ) -> None:
-    lock_timeout = 30  # far longer than the test may take: the lock must go with its holder, not time out
+    lock_timeout = 120  # far longer than the test may take: the lock must go with its holder, not time out
     with db.store() as store:
         store.set(KEY, _expired_token(fake))
     holder = _start("hold", db.url, db.table, KEY)

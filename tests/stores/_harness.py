@@ -33,7 +33,6 @@ import asyncio
 import contextlib
 import inspect
 import threading
-import time
 from collections.abc import AsyncIterable, Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
@@ -63,6 +62,16 @@ __all__ = [
 T = TypeVar("T")
 
 HOLD = 0.2  # seconds the first holder keeps a lock in the exclusion tests
+#: How long the holder of another key waits for the second lock to be taken: generous, for a busy machine.
+RACE_DEADLINE = 60.0
+
+
+def hold_for(first_key: str, second_key: str) -> float:
+    """Seconds the first holder keeps its lock unless the second is taken first: HOLD for the same key
+    (the second must wait for the release, however late it comes), RACE_DEADLINE for another key (the
+    second must be taken while the first is held; if it is not, the events show it)."""
+    return HOLD if first_key == second_key else RACE_DEADLINE
+
 
 SyncFactory = Callable[[contextlib.ExitStack], Any]
 AsyncFactory = Callable[[contextlib.AsyncExitStack], Awaitable[Any]]
@@ -125,22 +134,23 @@ class SyncHarness:
         assert not inspect.iscoroutinefunction(self.store.get)
 
     def lock_race(self, first_key: str, second_key: str) -> list[str]:
-        """A thread holds `first_key` for HOLD seconds; meanwhile a peer store takes `second_key`."""
+        """A thread holds `first_key` while a peer store takes `second_key` (see `hold_for`)."""
         events: list[str] = []
-        held = threading.Event()
+        held, second_done = threading.Event(), threading.Event()
 
         def hold() -> None:
             with self.store.lock(first_key):
                 events.append("first acquired")
                 held.set()
-                time.sleep(HOLD)
+                second_done.wait(hold_for(first_key, second_key))
                 events.append("first released")
 
         thread = threading.Thread(target=hold)
         thread.start()
-        assert held.wait(5)
+        assert held.wait(RACE_DEADLINE)
         with self.peer().lock(second_key):
             events.append("second acquired")
+            second_done.set()
         thread.join()
         return events
 
@@ -206,19 +216,21 @@ class AsyncHarness:
         events: list[str] = []
 
         async def race(first: Any, second: Any) -> list[str]:
-            held = asyncio.Event()
+            held, second_done = asyncio.Event(), asyncio.Event()
 
             async def hold() -> None:
                 async with first.lock(first_key):
                     events.append("first acquired")
                     held.set()
-                    await asyncio.sleep(HOLD)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(second_done.wait(), hold_for(first_key, second_key))
                     events.append("first released")
 
             task = asyncio.create_task(hold())
             await held.wait()
             async with second.lock(second_key):
                 events.append("second acquired")
+                second_done.set()
             await task
             return events
 
