@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import httpx
+import pytest
 
-from tests.cli._support import CLI, CLIENT_KEY, Served
-from tiktok_oauth import _clock
+from tests.cli._support import CLI, CLIENT_KEY, SECRET, Served
+from tiktok_oauth import TikTokOAuth2Client, _clock
 from tiktok_oauth._cli._common import local_time
 from tiktok_oauth.stores import FileTokenStore
 
@@ -204,3 +209,52 @@ def test_a_corrupt_token_file_is_one_line(
 
     assert result.code == 1
     assert result.err == f"error: corrupt token in token file {store.token_path('test-open-id')}: not JSON\n"
+
+
+def test_ctrl_c_after_the_refresh_was_sent_still_stores_the_rotated_token(
+    served: Served, store_dir: Path, store: FileTokenStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`tiktok-oauth token refresh` as a real process; Ctrl-C arrives once TikTok has the refresh."""
+    old = served.issue(store)
+    arrived = threading.Event()
+    delay = served.fake.request_delay
+
+    def noting(method: str, url: str) -> float:
+        if "/oauth/token/" in url:
+            arrived.set()
+        return delay(method, url)
+
+    monkeypatch.setattr(served.fake, "request_delay", noting)
+    served.fake.token_delay = 1.0  # TikTok answers after the Ctrl-C
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tiktok_oauth",
+            "token",
+            "refresh",
+            *served.options,
+            "--store",
+            str(store_dir),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert arrived.wait(60), "the refresh never reached the fake"
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 130, err
+    stored = store.get("test-open-id")
+    assert stored is not None
+    assert stored.refresh_token != old.refresh_token, "the rotated token was lost to the Ctrl-C"
+    assert served.fake.grant_count("refresh_token") == 1
+    served.fake.token_delay = 0
+    with TikTokOAuth2Client(CLIENT_KEY, SECRET, **served.fake.endpoints(served.base_url)) as client:
+        client.refresh_token(stored)  # the stored refresh token is the live one
+    assert served.fake.stale_refresh_token_uses == 0
