@@ -70,6 +70,9 @@ class _TikTokOAuth2Base(Generic[HttpClientT]):
         self._http: HttpClientT | None = http_client
         self._owns_http = http_client is None
         self._http_lock = threading.Lock()
+        #: The async client's tasks running a call now: `aclose` lets them finish before it closes
+        #: their HTTP client (the sync client's `close` has no such tasks to wait for).
+        self._calls: weakref.WeakSet[Any] = weakref.WeakSet()
         _clients.add(self)
 
     def _forget_inherited_http(self) -> None:
@@ -349,6 +352,18 @@ class AsyncTikTokOAuth2Client(_TikTokOAuth2Base[httpx.AsyncClient]):
     _closer: AsyncGenerator[None, None] | None = None
 
     async def _run(self, call: TokenCall) -> TikTokToken | None:
+        import asyncio  # noqa: PLC0415 - see the top of the module
+
+        task = asyncio.current_task()
+        if task is None:  # not in a task (a bare coroutine driven by hand): nothing to wait for
+            return await self._converse(call)
+        self._calls.add(task)
+        try:
+            return await self._converse(call)
+        finally:
+            self._calls.discard(task)
+
+    async def _converse(self, call: TokenCall) -> TikTokToken | None:
         steps = _protocol.conversation(call)
         outcome: _protocol.Outcome = None
         deadline = self._deadline()
@@ -437,11 +452,20 @@ class AsyncTikTokOAuth2Client(_TikTokOAuth2Base[httpx.AsyncClient]):
         await self._run(self._revoke_call(token))
 
     async def aclose(self) -> None:
-        """Close the HTTP client, unless it was passed in."""
+        """Close the HTTP client, unless it was passed in; calls still in flight on it finish first.
+
+        A refresh whose caller was cancelled goes on (its answer holds TikTok's rotated refresh token),
+        and the caller's `async with` block ends meanwhile: closing under it would lose that answer. The
+        wait is bounded by the calls' own deadline.
+        """
         if not self._owns_http or self._http is None:
             return
         import asyncio  # noqa: PLC0415
 
+        loop = asyncio.get_running_loop()
+        busy = [t for t in self._calls if t is not asyncio.current_task() and t.get_loop() is loop]
+        if busy:
+            await asyncio.wait(busy, timeout=self._deadline() - time.monotonic())
         closer, self._closer, self._http = self._closer, None, None
         if closer is not None and self._http_loop() is asyncio.get_running_loop():
             await closer.aclose()  # its `finally` closes the client
