@@ -73,6 +73,13 @@ def _credential_options() -> argparse.ArgumentParser:
     return parent
 
 
+def _encryption_keys(text: str) -> str:
+    # ArgumentTypeError: argparse quotes the value of any other error, and this value is a secret.
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty: give a Fernet key (encryption is never silently off)")
+    return text
+
+
 def _store_options() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument(
@@ -83,6 +90,7 @@ def _store_options() -> argparse.ArgumentParser:
     )
     parent.add_argument(
         "--encryption-key",
+        type=_encryption_keys,
         metavar="KEYS",
         help="Fernet key(s), comma-separated, the first encrypting: an EncryptedTokenStore over --store "
         "(default: $TIKTOK_OAUTH_KEY)",
@@ -197,7 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     ):
         action = actions.add_parser(name, parents=parents, help=help_text, description=description)
-        action.set_defaults(handler=handler)
+        # refresh and revoke send the stored tokens to TikTok: without a key, an encrypted one is refused.
+        action.set_defaults(handler=handler, needs_secrets=name != "show")
         if name == "refresh":
             add_refresh_all_options(action, handler)
     listing = actions.add_parser(

@@ -284,3 +284,59 @@ def test_a_key_beginning_with_a_dash_is_taken_as_the_value_of_encryption_key(
     assert refreshed.code == 1  # the secret was taken whole (and is wrong): the token endpoint said so
     assert refreshed.err.startswith("error: invalid_client: ")
     assert served.fake.grant_count("refresh_token") == 0
+
+
+@pytest.mark.parametrize("source", ["flag", "env"])
+def test_an_empty_encryption_key_is_a_usage_error_naming_where_it_came_from(
+    cli: CLI,
+    served: Served,
+    store_dir: Path,
+    store: FileTokenStore,
+    *,
+    monkeypatch: pytest.MonkeyPatch,
+    source: str,
+) -> None:
+    if source == "flag":
+        monkeypatch.delenv(KEY_ENV, raising=False)
+        options, named = ["--encryption-key", ""], "argument --encryption-key: empty"
+    else:
+        monkeypatch.setenv(KEY_ENV, "")
+        options, named = [], f"error: {KEY_ENV} is empty"
+    for argv in (
+        ["login", *served.options, "--no-browser"],
+        ["token", "list"],
+        ["token", "refresh", "--all", *served.options],
+    ):
+        result = cli(*argv, "--store", str(store_dir), *options)
+        assert (result.code, result.out) == (2, ""), argv
+        assert named in result.err, argv
+        assert "encryption is never silently off" in result.err
+    assert list(store.keys()) == []  # login wrote nothing, least of all a plaintext token
+    assert served.fake.requests == []
+
+
+def test_without_a_key_the_commands_that_send_tokens_fail_before_any_request(
+    cli: CLI, served: Served, store_dir: Path, store: FileTokenStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    key = Fernet.generate_key().decode()
+    cli.secrets.add(key)
+    encrypted = EncryptedTokenStore(store, key)
+    _issue(served, encrypted, "alice", expires_in=600)  # due: `refresh --all` would refresh it
+    before = store.get("alice")
+    message = (
+        f"error: the token under key 'alice' in {store_dir} is encrypted: "
+        f"pass --encryption-key or set {KEY_ENV}\n"
+    )
+    for argv in (
+        ["token", "refresh", "--key", "alice"],
+        ["token", "refresh"],
+        ["token", "revoke", "--key", "alice"],
+        ["token", "refresh", "--all"],
+    ):
+        result = cli(*argv, *served.options, "--store", str(store_dir))
+        assert (result.code, result.out, result.err) == (2, "", message), argv
+    assert served.fake.requests == []
+    assert store.get("alice") == before
+    shown = cli("token", "show", "--key", "alice", "--store", str(store_dir))
+    assert shown.code == 0, shown.err  # showing needs no key: the secrets are masked anyway

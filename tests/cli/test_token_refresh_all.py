@@ -6,6 +6,7 @@ import argparse
 import fcntl
 import os
 import pty
+import re
 import struct
 import subprocess
 import sys
@@ -145,3 +146,37 @@ def test_on_a_terminal_a_progress_bar_is_drawn(
     assert b"refreshing: " in drawn
     assert b"3token" in drawn.replace(b" ", b"")  # tqdm's count with its unit
     assert_no_leaks([drawn.decode(errors="replace"), done.stdout.decode()], known_tokens(served, [store]))
+
+
+def test_piped_progress_is_one_whole_line_per_key(
+    served: Served, store_dir: Path, store: FileTokenStore
+) -> None:
+    keys = {f"u{n}" for n in range(300)}
+    for key in keys:
+        _issue(served, store, key, expires_in=60)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tiktok_oauth",
+            "token",
+            "refresh",
+            "--all",
+            "--concurrency",
+            "32",
+            *served.options,
+            "--store",
+            str(store_dir),
+        ],
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    *progress, summary = done.stdout.decode().splitlines()
+    assert summary.startswith("300 refreshed, 0 fresh, 0 need a new login, 0 failed in ")
+    line = re.compile(r"^(refreshed|fresh|reauthorization_required|failed): (u\d+)$")
+    matched = [line.match(text) for text in progress]
+    assert [text for text, found in zip(progress, matched, strict=True) if found is None] == []
+    assert sorted(found.group(2) for found in matched if found is not None) == sorted(keys)
+    assert_no_leaks([done.stdout.decode(), done.stderr.decode()], known_tokens(served, [store]))

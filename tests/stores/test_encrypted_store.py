@@ -178,3 +178,71 @@ def test_tiktok_auth_refreshes_through_an_encrypted_store(fake: FakeTikTok, tmp_
     assert refreshed is not None
     assert refreshed.refresh_token != token.refresh_token
     assert refreshed.refresh_token not in json.dumps(inner.get("u"))
+
+
+def _secrets_and_keys(token: TikTokToken, *stored: TikTokToken) -> list[str]:
+    """What no error message may hold: the plaintexts, the ciphertexts at rest and the Fernet keys."""
+    found = [token.access_token, token.refresh_token, NEW_KEY.decode(), OLD_KEY.decode()]
+    found += [value for row in stored for value in (row["access_token"], row["refresh_token"])]
+    return [value for value in found if value]
+
+
+def test_a_row_copied_under_another_key_is_refused(inner: Any) -> None:
+    store = EncryptedTokenStore(inner, NEW_KEY)
+    alice = make_token()
+    store.set("alice", alice)
+    store.set("mallory", make_token())
+    # Someone who can write the table, but holds no key, copies alice's row under their own key.
+    copied = inner.get("alice")
+    inner.set("mallory", copied)
+    with pytest.raises(TokenStoreError, match="'mallory'") as caught:
+        store.get("mallory")
+    message = str(caught.value) + repr(caught.value)
+    for secret in _secrets_and_keys(alice, copied):
+        assert secret not in message
+    assert store.get("alice") == alice  # the row under its own key still opens
+
+
+def test_access_and_refresh_ciphertexts_swapped_are_refused(inner: Any) -> None:
+    store = EncryptedTokenStore(inner, NEW_KEY)
+    token = make_token()
+    store.set("u", token)
+    raw = inner.get("u")
+    swapped = TikTokToken(dict(raw, access_token=raw["refresh_token"], refresh_token=raw["access_token"]))
+    inner.set("u", swapped)
+    with pytest.raises(TokenStoreError, match="'u'") as caught:
+        store.get("u")
+    message = str(caught.value) + repr(caught.value)
+    for secret in _secrets_and_keys(token, raw):
+        assert secret not in message
+
+
+def test_a_token_written_before_binding_opens_and_is_bound_on_its_next_write(inner: Any) -> None:
+    token = make_token()
+    fernet = Fernet(NEW_KEY)
+    # As earlier versions wrote it: each secret encrypted alone, bound to nothing.
+    unbound = {
+        name: fernet.encrypt(token[name].encode()).decode() for name in ("access_token", "refresh_token")
+    }
+    inner.set("u", TikTokToken(dict(token, **unbound)))
+    store = EncryptedTokenStore(inner, NEW_KEY)
+    assert store.get("u") == token
+    store.set("u", store.get("u"))
+    rewritten = inner.get("u")
+    assert fernet.decrypt(rewritten["access_token"].encode()) != token.access_token.encode()
+    assert store.get("u") == token
+    inner.set("v", rewritten)  # bound now: under another key it no longer opens
+    with pytest.raises(TokenStoreError, match="'v'"):
+        store.get("v")
+
+
+@pytest.mark.parametrize(
+    "empty", ["", b"", [], [""], " "], ids=["str", "bytes", "list", "list-of-str", "blank"]
+)
+def test_an_empty_key_is_a_value_error_never_an_unencrypted_store(empty: Any, tmp_path: Path) -> None:
+    from tiktok_oauth.stores import from_url
+
+    with pytest.raises(ValueError, match="never silently off"):
+        EncryptedTokenStore(MemoryTokenStore(), empty)
+    with pytest.raises(ValueError, match="never silently off"):
+        from_url(str(tmp_path / "tokens"), encryption_key=empty)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html.parser
+import http.client
 from collections.abc import Callable, Iterator
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -11,6 +12,7 @@ import pytest
 
 from tiktok_oauth import TikTokOAuth2Client
 from tiktok_oauth.testing import FakeTikTok
+from tiktok_oauth.testing._models import FakeResponse
 
 AuthUrl = Callable[..., str]
 
@@ -170,3 +172,40 @@ def test_the_page_through_a_transport_too(fake: FakeTikTok, auth_url: AuthUrl) -
     assert page.status_code == 200
     assert 'name="open_id"' in page.text
     assert answer.status_code == 302
+
+
+def _raw(base_url: str, method: str, target: str, body: bytes | None = None) -> http.client.HTTPResponse:
+    """One request on its own connection, answered as the wire has it (no client cleans the headers)."""
+    parts = urlsplit(base_url)
+    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=10)
+    headers = {"content-type": "application/x-www-form-urlencoded"} if body is not None else {}
+    connection.request(method, target, body=body, headers=headers)
+    response = connection.getresponse()
+    response.read()
+    connection.close()
+    return response
+
+
+@pytest.mark.parametrize("control", ["\r\n", "\n", "\r", "\x00", "\t", "\x7f"], ids=repr)
+def test_a_redirect_uri_with_a_control_character_is_an_invalid_authorization_url(
+    base_url: str, served_auth_url: AuthUrl, control: str
+) -> None:
+    url = served_auth_url(redirect_uri=f"https://app.example/callback{control}Set-Cookie: session=planted")
+    target = url.removeprefix(base_url)
+    for method, body in (("GET", None), ("POST", b"open_id=alice&decision=authorize")):
+        response = _raw(base_url, method, target, body)
+        assert response.status == 400, method
+        assert response.getheader("content-type", "").startswith("text/html")
+        assert response.getheader("set-cookie") is None
+        assert response.getheader("location") is None
+
+
+def test_the_server_never_writes_a_header_holding_cr_or_lf(
+    fake: FakeTikTok, base_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    planted = FakeResponse(302, {"location": "https://app.example/\r\nSet-Cookie: session=planted"}, b"")
+    monkeypatch.setattr(fake, "handle", lambda *args: planted)
+    response = _raw(base_url, "GET", "/v2/auth/authorize/")
+    assert response.status == 500
+    assert response.getheader("set-cookie") is None
+    assert response.getheader("location") is None

@@ -23,7 +23,9 @@ from tiktok_oauth.token import TikTokToken
 __all__ = [
     "CLIENT_KEY_ENV",
     "CLIENT_SECRET_ENV",
+    "ENCRYPTION_KEY_ENV",
     "CLIError",
+    "KeyNotGiven",
     "client_from_args",
     "credentials",
     "default_store_path",
@@ -41,6 +43,7 @@ __all__ = [
 
 CLIENT_KEY_ENV: Final = "TIKTOK_CLIENT_KEY"
 CLIENT_SECRET_ENV: Final = "TIKTOK_CLIENT_SECRET"  # noqa: S105 - the name of a variable
+ENCRYPTION_KEY_ENV: Final = "TIKTOK_OAUTH_KEY"
 
 
 class CLIError(Exception):
@@ -127,17 +130,88 @@ def store_path(args: argparse.Namespace) -> Path:
     return Path(value).expanduser() if value else default_store_path()
 
 
-def open_store(args: argparse.Namespace) -> Any:
+def open_store(
+    args: argparse.Namespace, *, secrets: bool = False, environ: Mapping[str, str] = os.environ
+) -> Any:
     """The `--store` (a directory or a URL; the per-user directory by default), encrypted with
-    `--encryption-key` / `TIKTOK_OAUTH_KEY` when given."""
+    `--encryption-key` / `TIKTOK_OAUTH_KEY` when given.
+
+    An empty key is a usage error: encryption is never silently off. With `secrets` (or `args.needs_secrets`,
+    set by the commands that send tokens to TikTok) and no key, the store is a `KeyNotGiven`: an encrypted
+    token read from it is a usage error, never sent.
+    """
     from tiktok_oauth.stores import from_url  # noqa: PLC0415
 
     value: str | None = args.store
-    key = getattr(args, "encryption_key", None) or os.environ.get("TIKTOK_OAUTH_KEY") or None
+    key = _encryption_key(args, environ)
     try:
-        return from_url(value or str(default_store_path()), encryption_key=key)
+        store = from_url(value or str(default_store_path()), encryption_key=key)
     except ValueError as exc:  # an unknown URL scheme or a malformed key: never quoted, a usage error
         raise CLIError(str(exc), exit_code=2) from None
+    if key is None and (secrets or getattr(args, "needs_secrets", False)):
+        return KeyNotGiven(store)
+    return store
+
+
+def _encryption_key(args: argparse.Namespace, environ: Mapping[str, str]) -> str | None:
+    """`--encryption-key`, else `TIKTOK_OAUTH_KEY`, else None; an empty one is a usage error (exit 2)."""
+    flag: str | None = getattr(args, "encryption_key", None)
+    source, key = (
+        ("--encryption-key", flag)
+        if flag is not None
+        else (ENCRYPTION_KEY_ENV, environ.get(ENCRYPTION_KEY_ENV))
+    )
+    if key is not None and not key.strip():
+        unset = "leave out --encryption-key" if flag is not None else f"unset {ENCRYPTION_KEY_ENV}"
+        raise CLIError(
+            f"{source} is empty: give a Fernet key, or {unset} for an unencrypted store "
+            "(encryption is never silently off)",
+            exit_code=2,
+        )
+    return key
+
+
+class KeyNotGiven:
+    """A store opened without an encryption key for a command that sends its tokens to TikTok.
+
+    A token holding ciphertext (written by an `EncryptedTokenStore`) is a usage error when read: without the
+    key it is of no use, and its ciphertext must never reach TikTok as a token.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        # Instance attributes, as `EncryptedTokenStore` offers them: only what the inner store has.
+        for name in ("lock", "alock", "keys", "expiring", "lock_timeout", "lock_blocking_timeout"):
+            if hasattr(inner, name):
+                setattr(self, name, getattr(inner, name))
+
+    def get(self, key: str) -> TikTokToken | None:
+        """The token under `key`; a usage error if it is encrypted."""
+        from tiktok_oauth.stores.encrypted import holds_ciphertext  # noqa: PLC0415
+
+        token: TikTokToken | None = self.inner.get(key)
+        if token is not None and holds_ciphertext(token):
+            raise CLIError(
+                f"the token under key {key!r} in {where(self)} is encrypted: pass --encryption-key "
+                f"or set {ENCRYPTION_KEY_ENV}",
+                exit_code=2,
+            )
+        return token
+
+    def set(self, key: str, token: TikTokToken) -> None:
+        """Store `token` under `key` as it is."""
+        self.inner.set(key, token)
+
+    def delete(self, key: str) -> None:
+        """Remove the token under `key`."""
+        self.inner.delete(key)
+
+    def refuse_if_encrypted(self, before: float) -> None:
+        """Read the first token expiring before `before`: if it is encrypted, fail now (exit 2), before any
+        request to TikTok. (The others are read by `get` too, and never sent either.)"""
+        first = next(iter(self.inner.expiring(before)), None)
+        if first is not None:
+            self.get(first)
 
 
 def where(store: Any) -> str:

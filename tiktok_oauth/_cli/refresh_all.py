@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any, Final
 
-from tiktok_oauth._cli._common import CLIError, client_from_args, open_store, where
+from tiktok_oauth import _clock
+from tiktok_oauth._cli._common import CLIError, KeyNotGiven, client_from_args, open_store, where
 
 __all__ = ["add_options", "parse_duration", "refresh_all"]
 
@@ -71,10 +73,20 @@ def add_options(parser: argparse.ArgumentParser, single: Callable[[argparse.Name
 
 
 class _Lines:
-    """Progress as one plain line per key (not a terminal, or no tqdm)."""
+    """Progress as one plain line per key (not a terminal, or no tqdm).
+
+    The keeper reports from its worker threads: each line is one write under a lock (`print` writes the
+    text and the newline separately, so lines written at once would interleave).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
 
     def __call__(self, key: str, outcome: str) -> None:
-        print(f"{outcome}: {key}", flush=True)
+        line = f"{outcome}: {key}\n"
+        with self._lock:
+            sys.stdout.write(line)
+            sys.stdout.flush()
 
     def close(self) -> None:
         """Nothing to close."""
@@ -113,7 +125,9 @@ def refresh_all(args: argparse.Namespace) -> int:
     from tiktok_oauth.keeper import refresh_due  # noqa: PLC0415
 
     with client_from_args(args) as client:
-        store = open_store(args)
+        store = open_store(args, secrets=True)
+        if isinstance(store, KeyNotGiven):  # an encrypted store and no key: one usage error, nothing sent
+            store.refuse_if_encrypted(_clock.now() + args.due)
         progress = _progress()
         try:
             report = refresh_due(

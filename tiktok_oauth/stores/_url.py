@@ -25,10 +25,11 @@ def from_url(
       PostgreSQL).
 
     `encryption_key` (one Fernet key, several comma-separated in one string, or a list: the first encrypts)
-    wraps the store in an `EncryptedTokenStore`.
+    wraps the store in an `EncryptedTokenStore`; an empty one (`""`, `b""`, `[]`) raises `ValueError`, never
+    turning encryption off. Only `None` means "not encrypted".
     """
     store = _plain(os.fspath(url))
-    if encryption_key:
+    if encryption_key is not None:
         from tiktok_oauth.stores.encrypted import EncryptedTokenStore  # noqa: PLC0415
 
         keys: Sequence[str | bytes]

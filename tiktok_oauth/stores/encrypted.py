@@ -3,19 +3,26 @@
 `access_token` and `refresh_token` become Fernet ciphertext in the inner store; `open_id`, `scope` and the
 expiries stay readable, so listing (`keys`, `expiring`) works without the key. There is no plaintext
 fallback: a token that does not decrypt, or that was stored unencrypted, is a `TokenStoreError`.
+
+Fernet has no associated data, so each secret is encrypted inside a small envelope naming the store key and
+the field it was written for, and opening checks both: a ciphertext copied under another key (by someone who
+can write the inner store but holds no key), or from `access_token` to `refresh_token`, is refused. Secrets
+written before the envelope existed (the bare token, no marker) still open; `set` always writes the envelope,
+so they are bound on their next write.
 `cryptography` (a dependency of Authlib) is imported on first use.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final, Self
 
 from tiktok_oauth.errors import TokenStoreError
 from tiktok_oauth.token import TikTokToken
 
 if TYPE_CHECKING:
-    from cryptography.fernet import Fernet, MultiFernet
+    from cryptography.fernet import Fernet
 
 __all__ = ["AsyncEncryptedTokenStore", "EncryptedTokenStore"]
 
@@ -23,19 +30,58 @@ _SECRET_FIELDS: Final = ("access_token", "refresh_token")
 #: What the wrapper passes through to the inner store, when (and only when) the inner store has it.
 _DELEGATED: Final = frozenset({"lock", "alock", "keys", "expiring", "lock_timeout", "lock_blocking_timeout"})
 _FERNET_PREFIX: Final = "gAAAAA"  # every Fernet token starts so (version byte 0x80, then the timestamp)
+#: What every enveloped plaintext starts with. A NUL never begins a token, so the secrets of earlier
+#: versions (the bare token) are told apart from it.
+_ENVELOPE_V1: Final = b"\x00tiktok-oauth/1\x00"
 
 
-def _fernet(keys: Any) -> MultiFernet:
-    from cryptography.fernet import Fernet, MultiFernet  # noqa: PLC0415 - lazy: not needed by import
+def holds_ciphertext(token: Mapping[str, Any]) -> bool:
+    """Whether `token`, read from an inner store without the key, holds a secret as this wrapper writes it.
+
+    Such a token is of no use without the key, and is never to be sent to TikTok.
+    """
+    return any(
+        isinstance(value, str) and value.startswith(_FERNET_PREFIX)
+        for value in (token.get(name) for name in _SECRET_FIELDS)
+    )
+
+
+def _envelope(key: str, field: str, value: str) -> bytes:
+    """The plaintext that binds `value` to the store key and the field it is written under."""
+    bound = json.dumps({"key": key, "field": field, "value": value}, separators=(",", ":"))
+    return _ENVELOPE_V1 + bound.encode()
+
+
+def _unseal(key: str, field: str, plaintext: bytes) -> str | None:
+    """The secret in `plaintext` if it was written for `key` and `field`, else None.
+
+    A plaintext without the envelope's marker is a secret written by an earlier version: it opens as it is.
+    """
+    if not plaintext.startswith(_ENVELOPE_V1):
+        return plaintext.decode()
+    try:
+        bound = json.loads(plaintext[len(_ENVELOPE_V1) :])
+    except ValueError:  # only the key's holder writes envelopes: this one is not ours
+        return None
+    if not isinstance(bound, dict) or bound.get("key") != key or bound.get("field") != field:
+        return None
+    value = bound.get("value")
+    return value if isinstance(value, str) else None
+
+
+def _fernets(keys: Any) -> list[Fernet]:
+    from cryptography.fernet import Fernet  # noqa: PLC0415 - lazy: not needed by import
 
     items = [keys] if isinstance(keys, str | bytes | Fernet) else list(keys)
     if not items:
-        raise ValueError("EncryptedTokenStore needs at least one key")
+        raise ValueError("EncryptedTokenStore needs at least one key: encryption is never silently off")
     fernets: list[Fernet] = []
     for item in items:
         if isinstance(item, Fernet):
             fernets.append(item)
             continue
+        if isinstance(item, str | bytes) and not item.strip():
+            raise ValueError("an encryption key is empty: encryption is never silently off")
         try:
             fernets.append(Fernet(item))
         except (ValueError, TypeError):
@@ -43,22 +89,25 @@ def _fernet(keys: Any) -> MultiFernet:
                 "an encryption key is a Fernet key: 32 url-safe base64-encoded bytes "
                 "(make one with cryptography.fernet.Fernet.generate_key())"
             ) from None
-    return MultiFernet(fernets)
+    return fernets
 
 
 class _Cipher:
     """The encryption, written once for the sync and the async store."""
 
     def __init__(self, keys: str | bytes | Fernet | Iterable[str | bytes | Fernet]) -> None:
-        self._fernet = _fernet(keys)
-        self.key_count = len(self._fernet._fernets)  # noqa: SLF001 - only the count, for the repr
+        from cryptography.fernet import MultiFernet  # noqa: PLC0415
 
-    def seal(self, token: TikTokToken) -> TikTokToken:
+        fernets = _fernets(keys)
+        self.key_count = len(fernets)
+        self._fernet = MultiFernet(fernets)
+
+    def seal(self, key: str, token: TikTokToken) -> TikTokToken:
         sealed = dict(token)
         for name in _SECRET_FIELDS:
             value = sealed.get(name)
             if isinstance(value, str) and value:
-                sealed[name] = self._fernet.encrypt(value.encode()).decode("ascii")
+                sealed[name] = self._fernet.encrypt(_envelope(key, name, value)).decode("ascii")
         return TikTokToken(sealed)
 
     def open(self, key: str, stored: TikTokToken | None) -> TikTokToken | None:
@@ -77,11 +126,17 @@ class _Cipher:
                     "uses a plaintext token)"
                 )
             try:
-                opened[name] = self._fernet.decrypt(value.encode("ascii")).decode()
+                secret = _unseal(key, name, self._fernet.decrypt(value.encode("ascii")))
             except (InvalidToken, UnicodeError, ValueError):
                 raise TokenStoreError(
                     f"the token under key {key!r} does not decrypt: tampered, or encrypted with a key not given"
                 ) from None
+            if secret is None:
+                raise TokenStoreError(
+                    f"the token under key {key!r} was not written there: its {name} was encrypted for "
+                    "another key or field (copied in the store): refused"
+                )
+            opened[name] = secret
         return TikTokToken(opened)
 
 
@@ -135,7 +190,7 @@ class EncryptedTokenStore(_Wrapper):
 
     def set(self, key: str, token: TikTokToken) -> None:
         """Encrypt `token`'s secrets with the first key and store it."""
-        self._inner.set(key, self._cipher.seal(token))
+        self._inner.set(key, self._cipher.seal(key, token))
 
     def delete(self, key: str) -> None:
         """Remove the token under `key`."""
@@ -154,7 +209,7 @@ class AsyncEncryptedTokenStore(_Wrapper):
 
     async def set(self, key: str, token: TikTokToken) -> None:
         """Encrypt `token`'s secrets with the first key and store it."""
-        await self._inner.set(key, self._cipher.seal(token))
+        await self._inner.set(key, self._cipher.seal(key, token))
 
     async def delete(self, key: str) -> None:
         """Remove the token under `key`."""

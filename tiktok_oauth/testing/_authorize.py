@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import NoReturn
 from urllib.parse import parse_qs, quote, urlsplit
@@ -94,6 +95,10 @@ def _single_valued(query: str) -> dict[str, str]:
 def _check_redirect_uri(redirect_uri: str) -> None:
     if not redirect_uri:
         _refuse("`redirect_uri` is missing")
+    # urlsplit drops CR, LF and tab silently, so check the raw value: a control character would reach the
+    # redirect's Location header (and split it).
+    if any(unicodedata.category(character) == "Cc" for character in redirect_uri):
+        _refuse("`redirect_uri` holds a control character")
     parts = urlsplit(redirect_uri)
     if parts.fragment or redirect_uri.endswith("#"):
         _refuse(f"`redirect_uri` must not have a fragment: {redirect_uri!r}")

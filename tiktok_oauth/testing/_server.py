@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from tiktok_oauth._loopback import LoopbackHTTPServer
+from tiktok_oauth.testing._models import FakeResponse
 
 if TYPE_CHECKING:
     from tiktok_oauth.testing._fake import FakeTikTok
@@ -74,6 +75,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self._answer()
 
+    def send_header(self, keyword: str, value: str) -> None:
+        """Write one header; one holding CR or LF is a bug here, never written (`_answer` checks first)."""
+        if _splits_header(keyword) or _splits_header(value):
+            raise ValueError("a header holding CR or LF")
+        super().send_header(keyword, value)
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
         """Stay quiet: tests read `fake.requests` instead."""
 
@@ -89,6 +96,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.server.stopping.wait(fake.serve_timeout_delay)
             self.close_connection = True
             return
+        if any(_splits_header(text) for header in answer.headers.items() for text in header):
+            # A CR or LF would end the header early and start another (a planted Set-Cookie): never written.
+            answer = FakeResponse(
+                500,
+                {"content-type": "text/plain; charset=utf-8"},
+                b"FakeTikTok refused a header holding CR or LF\n",
+            )
         self.send_response(answer.status)
         for name, value in answer.headers.items():
             if name != "content-length":
@@ -96,6 +110,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(answer.body)))
         self.end_headers()
         self.wfile.write(answer.body)
+
+
+def _splits_header(text: str) -> bool:
+    return "\r" in text or "\n" in text
 
 
 @contextlib.contextmanager
