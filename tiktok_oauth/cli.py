@@ -205,8 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     ):
         action = actions.add_parser(name, parents=parents, help=help_text, description=description)
-        # refresh and revoke send the stored tokens to TikTok: without a key, an encrypted one is refused.
-        action.set_defaults(handler=handler, needs_secrets=name != "show")
+        action.set_defaults(handler=handler)
         if name == "refresh":
             add_refresh_all_options(action, handler)
     listing = actions.add_parser(

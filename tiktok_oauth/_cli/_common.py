@@ -136,9 +136,9 @@ def open_store(
     """The `--store` (a directory or a URL; the per-user directory by default), encrypted with
     `--encryption-key` / `TIKTOK_OAUTH_KEY` when given.
 
-    An empty key is a usage error: encryption is never silently off. With `secrets` (or `args.needs_secrets`,
-    set by the commands that send tokens to TikTok) and no key, the store is a `KeyNotGiven`: an encrypted
-    token read from it is a usage error, never sent.
+    An empty key is a usage error: encryption is never silently off. With `secrets` (the commands that
+    send tokens to TikTok) and no key, the store is a `KeyNotGiven`: an encrypted token read from it is a
+    usage error, never sent.
     """
     from tiktok_oauth.stores import from_url  # noqa: PLC0415
 
@@ -148,7 +148,7 @@ def open_store(
         store = from_url(value or str(default_store_path()), encryption_key=key)
     except ValueError as exc:  # an unknown URL scheme or a malformed key: never quoted, a usage error
         raise CLIError(str(exc), exit_code=2) from None
-    if key is None and (secrets or getattr(args, "needs_secrets", False)):
+    if key is None and secrets:
         return KeyNotGiven(store)
     return store
 

@@ -37,7 +37,7 @@ def refresh_token(args: argparse.Namespace) -> int:
     after the request went out waits until TikTok's answer is stored.
     """
     with client_from_args(args) as client:
-        store = open_store(args)
+        store = open_store(args, secrets=True)
         key = resolve_key(store, args.key)
         load_token(store, key)  # fail before `lock` creates the directory of a mistyped --store
         outcome, fresh = TokenSource.over(client, store, key).refresh_now()
@@ -53,7 +53,7 @@ def refresh_token(args: argparse.Namespace) -> int:
 def revoke_token(args: argparse.Namespace) -> int:
     """Revoke the stored access token at TikTok, then delete the stored token (`TikTokAuth.logout`)."""
     with client_from_args(args) as client:
-        store = open_store(args)
+        store = open_store(args, secrets=True)
         key = resolve_key(store, args.key)
         load_token(store, key)
         TokenSource.over(client, store, key).logout()
