@@ -95,7 +95,10 @@ def test_failures_are_reported_per_key_and_leave_the_stored_token_byte_identical
     report = _keep(kind, fake, served, store, keys=["revoked", "missing"])
     assert report.reauthorization_required == ["revoked"]
     assert report.failed == {}
-    assert json.dumps(store.get("revoked"), sort_keys=True) == json.dumps(revoked, sort_keys=True)
+    # kept, only marked: the next run reports it at once, with no request
+    assert json.dumps(store.get("revoked"), sort_keys=True) == json.dumps(
+        {**revoked, "needs_login": True}, sort_keys=True
+    )
     fake.fail_next(status=503, times=3)
     failing = _stored(fake, store, "flaky", due=True)
     report = _keep(kind, fake, served, store, keys=["flaky"])
@@ -198,8 +201,13 @@ def test_mixed_failures_each_get_their_outcome_and_failed_files_stay_byte_identi
         "fine": "refreshed",
     }
     assert len(seen) == len(names)
-    for name in ["broken", "html", "slow", "revoked"]:
+    for name in ["broken", "html", "slow"]:
         assert store.token_path(name).read_bytes() == before[name]
+    revoked = store.get("revoked")
+    assert revoked is not None
+    assert revoked.needs_login
+    old = TikTokToken.from_json(before["revoked"])
+    assert (revoked.access_token, revoked.refresh_token) == (old.access_token, old.refresh_token)
     assert store.token_path("fine").read_bytes() != before["fine"]
     assert fake.stale_refresh_token_uses == 0
 

@@ -110,6 +110,8 @@ class _Key:
         """(done, outcome) from a read without the lock: a key not due is fresh without taking a lock."""
         if stored is None:
             return True, None  # the key holds nothing (deleted meanwhile): skipped
+        if stored.needs_login:
+            return True, "reauthorization_required"  # marked: no request until a new login replaces it
         if not stored.is_expired(self.source.leeway):
             return True, "fresh"
         return False, None  # due: renew under the lock, which reads it again

@@ -48,6 +48,7 @@ class TikTokToken(OAuth2Token):  # type: ignore[misc]
             expires_at = _absolute(data.get("expires_in"), received_at)
             if expires_at is not None:
                 data["expires_at"] = expires_at
+                data.setdefault("issued_at", int(received_at))  # an answer just arrived from TikTok
         if data.get("refresh_expires_at") is None:
             refresh_expires_at = _absolute(data.get("refresh_expires_in"), received_at)
             if refresh_expires_at is not None:
@@ -101,6 +102,18 @@ class TikTokToken(OAuth2Token):  # type: ignore[misc]
         """When the refresh token expires, in epoch seconds, or None when unknown."""
         return _as_float(self.get("refresh_expires_at"))
 
+    @property
+    def issued_at(self) -> float | None:
+        """When TikTok's answer holding this token arrived, in epoch seconds (None for tokens stored by
+        versions before 0.2)."""
+        return _as_float(self.get("issued_at"))
+
+    @property
+    def needs_login(self) -> bool:
+        """Whether the user must log in again: the refresh ended in `invalid_grant`, or a webhook said
+        the user removed the app. Such a token stays stored, marked, and is never sent to TikTok again."""
+        return self.get("needs_login") is True
+
     def is_expired(self, leeway: float = 0) -> bool:
         """Whether the access token has expired, or will within `leeway` seconds."""
         expires_at = self.expires_at
@@ -117,6 +130,7 @@ class TikTokToken(OAuth2Token):  # type: ignore[misc]
             f"scopes={sorted(self.scopes)!r}",
             f"expires_at={self.expires_at!r}",
             f"refresh_expires_at={self.refresh_expires_at!r}",
+            *(["needs_login=True"] if self.needs_login else []),
             "access_token='***'",
             f"refresh_token={'***' if self.refresh_token else None!r}",
         ]

@@ -23,9 +23,11 @@ from tiktok_oauth import (
     LockLostError,
     MemoryTokenStore,
     NothingStoredError,
+    ReauthorizationRequiredError,
     TikTokAuth,
     TikTokOAuth2Client,
     TikTokToken,
+    refresh_due,
 )
 from tiktok_oauth.auth import TokenSource
 from tiktok_oauth.stores import FileTokenStore
@@ -262,3 +264,61 @@ def test_a_key_holding_nothing_raises_nothing_stored(fake: FakeTikTok, served: s
         pytest.raises(NothingStoredError, match="'u9'"),
     ):
         TokenSource.over(client, MemoryTokenStore(), "u9").token()
+
+
+def test_a_refresh_refused_with_invalid_grant_marks_the_key_and_nothing_is_sent_again(
+    fake: FakeTikTok, served: str
+) -> None:
+    store = MemoryTokenStore()
+    old = due_token(fake, store)
+    fake.revoke_grants("u1")  # the user removed the app
+    with TikTokOAuth2Client("test-key", SECRET, **fake.endpoints(served)) as client:
+        source = TokenSource.over(client, store, "u1")
+        with pytest.raises(ReauthorizationRequiredError):
+            source.token()
+        marked = store.get("u1")
+        assert marked is not None
+        assert marked.needs_login
+        assert (marked.access_token, marked.refresh_token) == (old.access_token, old.refresh_token)
+        sent = len(fake.token_requests)
+        for fresh_source in (source, TokenSource.over(client, store, "u1")):
+            with pytest.raises(ReauthorizationRequiredError, match="must log in again"):
+                fresh_source.token()
+        report = refresh_due(client, store, keys=["u1"])
+        assert report.reauthorization_required == ["u1"]
+    assert len(fake.token_requests) == sent, "a marked key was sent to TikTok again"
+
+
+def test_a_new_login_replaces_a_marked_token(fake: FakeTikTok, served: str) -> None:
+    store = MemoryTokenStore()
+    due_token(fake, store)
+    with TikTokOAuth2Client("test-key", SECRET, **fake.endpoints(served)) as client:
+        source = TokenSource.over(client, store, "u1")
+        assert source.mark_needs_login()
+        assert not source.mark_needs_login()  # already marked
+        source.store_login(TikTokToken(fake.issue_token(open_id="u1")))
+        assert source.token().needs_login is False
+
+
+def test_marking_skips_a_token_issued_after_the_event(fake: FakeTikTok, served: str) -> None:
+    """A webhook retried for 72 hours must not undo a login that came after it."""
+    store = MemoryTokenStore()
+    token = TikTokToken(fake.issue_token(open_id="u1"))
+    store.set("u1", token)
+    assert token.issued_at is not None
+    source = TokenSource.over(None, store, "u1")
+    assert not source.mark_needs_login(unless_issued_after=token.issued_at - 10)
+    assert not store.get("u1").needs_login  # type: ignore[union-attr]
+    assert source.mark_needs_login(unless_issued_after=token.issued_at + 10)
+    assert store.get("u1").needs_login  # type: ignore[union-attr]
+
+
+def test_marking_from_async_code_uses_the_same_lock(fake: FakeTikTok) -> None:
+    store = MemoryTokenStore()
+    store.set("u1", TikTokToken(fake.issue_token(open_id="u1")))
+
+    async def main() -> bool:
+        return await TokenSource.over(None, store, "u1").amark_needs_login()
+
+    assert asyncio.run(main())
+    assert store.get("u1").needs_login  # type: ignore[union-attr]

@@ -112,7 +112,9 @@ class TikTokAuth(RequestsDriver, HttpxDriver, httpx.Auth):
     @property
     def client(self) -> TikTokOAuth2Client | AsyncTikTokOAuth2Client:
         """The OAuth client that refreshes the token."""
-        return self._source.client
+        client = self._source.client
+        assert client is not None  # an auth object is always built with one
+        return client
 
     @property
     def store(self) -> Any:

@@ -35,6 +35,7 @@ from tiktok_oauth.client import AsyncTikTokOAuth2Client, TikTokOAuth2Client
 from tiktok_oauth.errors import (
     NothingStoredError,
     RateLimitedError,
+    ReauthorizationRequiredError,
     TikTokOAuthError,
     TikTokServerError,
 )
@@ -60,7 +61,7 @@ class TokenSource:
 
     def __init__(
         self,
-        client: TikTokOAuth2Client | AsyncTikTokOAuth2Client,
+        client: TikTokOAuth2Client | AsyncTikTokOAuth2Client | None,
         store: Any,
         key: str,
         *,
@@ -89,7 +90,7 @@ class TokenSource:
     @classmethod
     def over(
         cls,
-        client: TikTokOAuth2Client | AsyncTikTokOAuth2Client,
+        client: TikTokOAuth2Client | AsyncTikTokOAuth2Client | None,
         store: Any,
         key: str,
         *,
@@ -122,7 +123,19 @@ class TokenSource:
         return token
 
     def _usable(self, token: TikTokToken | None, rejected: str | None) -> bool:
-        return token is not None and not token.is_expired(self.leeway) and token.access_token != rejected
+        return (
+            token is not None
+            and not token.needs_login
+            and not token.is_expired(self.leeway)
+            and token.access_token != rejected
+        )
+
+    def _must_log_in(self) -> ReauthorizationRequiredError:
+        self.forget()
+        return ReauthorizationRequiredError(
+            f"the user of key {self.key!r} must log in again (the token is marked needs_login)",
+            error="invalid_grant",
+        )
 
     def remember(self, token: TikTokToken) -> TikTokToken:
         now = _clock.now()
@@ -147,6 +160,8 @@ class TokenSource:
             return self.remember(stored)
         if stored is None and not self.client_credentials:
             raise self._missing()
+        if stored is not None and stored.needs_login:
+            raise self._must_log_in()
         return None
 
     def _replacement(self, stored: TikTokToken | None, rejected: str) -> TikTokToken | None:
@@ -163,6 +178,8 @@ class TokenSource:
         """Which grant renews `current` (logged); `ReauthorizationRequiredError` when none can."""
         if not self.client_credentials and current is None:
             raise self._missing()
+        if current is not None and current.needs_login:
+            raise self._must_log_in()
         what = "a client access token" if self.client_credentials else "a refresh"
         why = (
             "TikTok refused the token" if rejected else "no token" if current is None else "the token expires"
@@ -179,6 +196,40 @@ class TokenSource:
         fresh, self.unsaved, self.replaces = self.unsaved, None, None
         assert fresh is not None
         return "refreshed", self.remember(fresh)
+
+    def _marked(self, token: TikTokToken) -> TikTokToken:
+        """`token` marked `needs_login`: TikTok refused its refresh token (revoked, expired)."""
+        logger.info("key %r: TikTok refused the refresh token; marked needs_login", self.key)
+        self.forget()
+        return TikTokToken({**token, "needs_login": True})
+
+    def _to_mark(self, current: TikTokToken | None, unless_issued_after: float | None) -> TikTokToken | None:
+        """The marked token to write, or None: nothing stored, already marked, or logged in again since."""
+        if current is None or current.needs_login:
+            return None
+        issued_at = current.issued_at
+        if unless_issued_after is not None and issued_at is not None and issued_at > unless_issued_after:
+            return None
+        return self._marked(current)
+
+    def mark_needs_login(self, *, unless_issued_after: float | None = None) -> bool:
+        """Mark the stored token `needs_login` under the locks (a webhook said the grant was removed);
+        not if it was issued after `unless_issued_after` (the user logged in again). Whether it marked."""
+        with self._section():
+            marked = self._to_mark(self.store.get(self.key), unless_issued_after)
+            if marked is not None:
+                self.store.set(self.key, marked)
+                self.unsaved = self.replaces = None
+            return marked is not None
+
+    async def amark_needs_login(self, *, unless_issued_after: float | None = None) -> bool:
+        """`mark_needs_login` for async code (either store kind)."""
+        async with self._asection() as section:
+            marked = self._to_mark(await section.call("get", self.key), unless_issued_after)
+            if marked is not None:
+                await section.call("set", self.key, marked)
+                self.unsaved = self.replaces = None
+            return marked is not None
 
     def _got(self, fresh: TikTokToken, replaced: TikTokToken | None) -> TikTokToken:
         """TikTok answered with `fresh`: hold it until the store has it (see `unsaved`)."""
@@ -262,7 +313,11 @@ class TokenSource:
                     self._got(client.fetch_client_token(), current)
                 else:
                     assert current is not None
-                    self._got(client.refresh_token(current), current)
+                    try:
+                        self._got(client.refresh_token(current), current)
+                    except ReauthorizationRequiredError:
+                        self.store.set(self.key, self._marked(current))  # never sent again
+                        raise
                 self.store.set(self.key, self.unsaved)
             return self._saved()
 
@@ -396,7 +451,11 @@ class TokenSource:
                 self._got(await client.fetch_client_token(), current)
             else:
                 assert current is not None
-                self._got(await client.refresh_token(current), current)
+                try:
+                    self._got(await client.refresh_token(current), current)
+                except ReauthorizationRequiredError:
+                    await section.call("set", self.key, self._marked(current))  # never sent again
+                    raise
             await section.call("set", self.key, self.unsaved)
             return self._saved()
 
