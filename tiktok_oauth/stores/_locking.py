@@ -10,7 +10,6 @@ from typing import Final
 __all__ = ["NEVER_LOST", "NeverLost", "poll_lock"]
 
 
-@contextlib.asynccontextmanager
 class NeverLost:
     """The held lock of a store whose lock cannot be lost while its holder lives (memory, file)."""
 
@@ -24,6 +23,7 @@ class NeverLost:
 NEVER_LOST: Final = NeverLost()
 
 
+@contextlib.asynccontextmanager
 async def poll_lock(
     try_acquire: Callable[[], bool],
     release: Callable[[], None],
