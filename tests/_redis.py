@@ -164,8 +164,11 @@ class RedisServer:
     def async_client(self, **kwargs: Any) -> Any:
         """A new `redis.asyncio.Redis` for this server (create it inside the loop that uses it)."""
         import redis.asyncio
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
 
-        return redis.asyncio.Redis(**{**self.client_kwargs(), **kwargs})
+        # redis.asyncio takes its own Retry (redis-py 6+ warns about, and converts, a sync one).
+        return redis.asyncio.Redis(**{**self.client_kwargs(), "retry": Retry(NoBackoff(), 0), **kwargs})
 
     def close(self) -> None:
         """Stop the server and remove its directory."""

@@ -29,9 +29,9 @@ if TYPE_CHECKING:
     from tiktok_oauth.stores.file import FileTokenStore
 
 __all__ = [
+    "AsyncHeldLock",
     "AsyncListingTokenStore",
     "AsyncLockingTokenStore",
-    "AsyncHeldLock",
     "AsyncTokenStore",
     "AwaitableLockingTokenStore",
     "FileTokenStore",
