@@ -315,9 +315,7 @@ def _lose(redis_client: Any, name: str, how: str) -> None:
 
 
 @pytest.mark.parametrize("how", ["deleted", "expired"])
-def test_a_lost_lock_fails_its_check_and_its_writes_with_lock_lost_error(
-    redis_client: Any, how: str
-) -> None:
+def test_a_lost_lock_fails_its_check_and_its_writes_with_lock_lost_error(redis_client: Any, how: str) -> None:
     store = RedisTokenStore(redis_client)
     store.set("default", make_token(1))
     with store.lock("default") as held:
