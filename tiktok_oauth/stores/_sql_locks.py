@@ -297,12 +297,12 @@ class AdvisoryLock:
             if self.lost:
                 raise self._request.lost(None)[0]
             try:
-                if fenced and not self._holds():
-                    self._connection.rollback()
-                    self.lost = True
-                    raise self._request.lost(None)[0]
+                if fenced:
+                    self._fence()
                 result = work(self._connection)
                 self._connection.commit()
+            except LockLostError:
+                raise
             except sa.exc.SQLAlchemyError as exc:
                 if self._survived():
                     raise  # an error of the statement's own: the store words it
@@ -310,12 +310,24 @@ class AdvisoryLock:
                 error, safe = self._request.lost(exc)
                 if safe:
                     raise error from exc
+            except BaseException:
+                # Interrupted mid-transaction: the session's state is in doubt, so it is never used
+                # again under this lock (left, the connection is closed and the lock ends with it).
+                self.lost = True
+                raise
             else:
                 return result
         raise error  # outside the handler: no trace of a message that could quote the token
 
     def _holds(self) -> bool:
         return bool(self._connection.execute(_STILL_HELD, {"name": self._name}).scalar())
+
+    def _fence(self) -> None:
+        """In the transaction about to write: `LockLostError` (rolled back) unless this session holds the lock."""
+        if not self._holds():
+            self._connection.rollback()
+            self.lost = True
+            raise self._request.lost(None)[0]
 
     def _survived(self) -> bool:
         """After an error: is the session the same one, and does it still hold the lock?"""
@@ -478,12 +490,12 @@ class AsyncAdvisoryLock:
             if self.lost:
                 raise self._request.lost(None)[0]
             try:
-                if fenced and not await self._holds():
-                    await self._connection.rollback()
-                    self.lost = True
-                    raise self._request.lost(None)[0]
+                if fenced:
+                    await self._fence()
                 result = await work(self._connection)
                 await self._connection.commit()
+            except LockLostError:
+                raise
             except sa.exc.SQLAlchemyError as exc:
                 if await self._survived():
                     raise
@@ -491,12 +503,21 @@ class AsyncAdvisoryLock:
                 error, safe = self._request.lost(exc)
                 if safe:
                     raise error from exc
+            except BaseException:  # cancelled mid-statement, too: see `AdvisoryLock.run`
+                self.lost = True
+                raise
             else:
                 return result
         raise error  # outside the handler: no trace of a message that could quote the token
 
     async def _holds(self) -> bool:
         return bool((await self._connection.execute(_STILL_HELD, {"name": self._name})).scalar())
+
+    async def _fence(self) -> None:
+        if not await self._holds():
+            await self._connection.rollback()
+            self.lost = True
+            raise self._request.lost(None)[0]
 
     async def _survived(self) -> bool:
         if _gone(self._connection):
