@@ -383,16 +383,28 @@ class SQLTokenStore(_SQLStoreBase):
         self._run("create", None, lambda: None)
 
     def _on(self, key: str, work: Callable[[Connection], T], *, fenced: bool) -> Callable[[], T]:
-        """`work` on the held lock's session when this store holds `key`'s advisory lock, else pooled."""
+        """`work` on the held lock's session when this store holds `key`'s advisory lock, else pooled.
+
+        A read (`fenced=False`) under a lock found lost goes to the pool: only writes need the lock.
+        """
         held = self._held.get(key)
-        if held is not None:
-            return functools.partial(held.run, work, fenced=fenced)
 
         def pooled() -> T:
             with self.engine.begin() as connection:
                 return work(connection)
 
-        return pooled
+        if held is None:
+            return pooled
+
+        def on_the_lock() -> T:
+            try:
+                return held.run(work, fenced=fenced)
+            except LockLostError:
+                if fenced:
+                    raise
+            return pooled()
+
+        return on_the_lock
 
     def get(self, key: str) -> TikTokToken | None:
         """Return the token stored under `key`, or None."""
@@ -550,16 +562,28 @@ class AsyncSQLTokenStore(_SQLStoreBase):
     def _on(
         self, key: str, work: Callable[[AsyncConnection], Awaitable[T]], *, fenced: bool
     ) -> Callable[[], Awaitable[T]]:
-        """`work` on the held lock's session when this store holds `key`'s advisory lock, else pooled."""
+        """`work` on the held lock's session when this store holds `key`'s advisory lock, else pooled.
+
+        A read (`fenced=False`) under a lock found lost goes to the pool: only writes need the lock.
+        """
         held = self._held.get(key)
-        if held is not None:
-            return functools.partial(held.run, work, fenced=fenced)
 
         async def pooled() -> T:
             async with self.engine.begin() as connection:
                 return await work(connection)
 
-        return pooled
+        if held is None:
+            return pooled
+
+        async def on_the_lock() -> T:
+            try:
+                return await held.run(work, fenced=fenced)
+            except LockLostError:
+                if fenced:
+                    raise
+            return await pooled()
+
+        return on_the_lock
 
     async def get(self, key: str) -> TikTokToken | None:
         """Return the token stored under `key`, or None."""
