@@ -3,7 +3,7 @@
 For `tests/test_keeper_processes.py` and `benchmarks/keeper.py`. STORE_URL is `redis://127.0.0.1:<port>`
 (a `RedisTokenStore` whose locks expire LOCK_TIMEOUT seconds after their holder stops extending them; waits
 are bounded at 30 s) or `postgresql://...` (an `SQLTokenStore` on TABLE whose lock waits are bounded at
-LOCK_TIMEOUT seconds, its pool sized for twice CONCURRENCY as its docs advise). The worker opens its own
+LOCK_TIMEOUT seconds, made from the URL with `pool_size=CONCURRENCY`: a lock slot per worker). The worker opens its own
 connections, prints `ready`, waits for a line on stdin, then runs `refresh_due(client, store, within=3600)`
 against the fake at BASE_URL, printing one JSON line per key (`{"key": ..., "outcome": ...}`) as it goes and
 a last line `{"summary": {...}}` (counts, keys, and error class names: never a token).
@@ -36,17 +36,12 @@ def _store(
         assert port is not None
         client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=5.0, retry=Retry(NoBackoff(), 0))
         return RedisTokenStore(client, lock_timeout=lock_timeout, lock_blocking_timeout=30.0), client.close
-    import sqlalchemy as sa
-
     from tiktok_oauth.stores.sql import SQLTokenStore
 
-    engine = sa.create_engine(
-        url.replace("postgresql://", "postgresql+psycopg://", 1),
-        hide_parameters=True,
-        pool_size=2 * concurrency,
+    store = SQLTokenStore(
+        url, table=table or "tiktok_oauth_tokens", lock_timeout=lock_timeout, pool_size=concurrency
     )
-    store = SQLTokenStore(engine, table=table or "tiktok_oauth_tokens", lock_timeout=lock_timeout)
-    return store, engine.dispose
+    return store, store.close
 
 
 def main(argv: list[str]) -> None:

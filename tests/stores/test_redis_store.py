@@ -15,7 +15,7 @@ import pytest
 from tests._redis import RedisServer, require_redis_server
 from tests.stores._processes import wait_for_line
 from tests.stores._tokens import make_token
-from tiktok_oauth.errors import TokenStoreError
+from tiktok_oauth.errors import LockLostError, TokenStoreError
 from tiktok_oauth.stores.redis import AsyncRedisTokenStore, RedisTokenStore
 from tiktok_oauth.token import TikTokToken
 
@@ -296,6 +296,60 @@ def test_the_async_lock_held_longer_than_lock_timeout_is_extended(
             assert await holder.get("default") == make_token(2)
             with other.lock("default"):
                 pass
+        finally:
+            await client.aclose()
+
+    asyncio.run(main())
+
+
+def _lose(redis_client: Any, name: str, how: str) -> None:
+    """Make the lock `name` go away under its holder: deleted by someone, or expired."""
+    if how == "deleted":
+        redis_client.delete(name)
+        return
+    redis_client.pexpire(name, 1)
+    deadline = time.monotonic() + 10
+    while redis_client.exists(name):
+        assert time.monotonic() < deadline, "the lock never expired"
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("how", ["deleted", "expired"])
+def test_a_lost_lock_fails_its_check_and_its_writes_with_lock_lost_error(redis_client: Any, how: str) -> None:
+    store = RedisTokenStore(redis_client)
+    store.set("default", make_token(1))
+    with store.lock("default") as held:
+        held.check()  # ours: nothing to say
+        _lose(redis_client, store.lock_name("default"), how)
+        with pytest.raises(LockLostError, match="was lost") as checked:
+            held.check()
+        with pytest.raises(LockLostError, match="write refused") as written:
+            store.set("default", make_token(2))
+        with pytest.raises(LockLostError, match="write refused"):
+            store.delete("default")
+    assert "secret" not in str(checked.value) + str(written.value)
+    assert store.get("default") == make_token(1)
+
+
+@pytest.mark.parametrize("how", ["deleted", "expired"])
+def test_a_lost_async_lock_fails_its_check_and_its_writes_with_lock_lost_error(
+    redis_server: RedisServer, redis_client: Any, how: str
+) -> None:
+    async def main() -> None:
+        client = redis_server.async_client()
+        try:
+            store = AsyncRedisTokenStore(client)
+            await store.set("default", make_token(1))
+            async with store.lock("default") as held:
+                await held.check()
+                _lose(redis_client, store.lock_name("default"), how)
+                with pytest.raises(LockLostError, match="was lost"):
+                    await held.check()
+                with pytest.raises(LockLostError, match="write refused"):
+                    await store.set("default", make_token(2))
+                with pytest.raises(LockLostError, match="write refused"):
+                    await store.delete("default")
+            assert await store.get("default") == make_token(1)
         finally:
             await client.aclose()
 

@@ -7,7 +7,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Final
 
-__all__ = ["NEVER_LOST", "NeverLost", "poll_lock"]
+__all__ = ["ASYNC_NEVER_LOST", "NEVER_LOST", "AsyncNeverLost", "NeverLost", "poll_lock"]
 
 
 class NeverLost:
@@ -21,6 +21,19 @@ class NeverLost:
 
 #: What the `lock(key)` of a store whose lock cannot be lost while held gives (`HeldLock`).
 NEVER_LOST: Final = NeverLost()
+
+
+class AsyncNeverLost:
+    """`NeverLost` for an async store (`AsyncHeldLock`: its `check()` is a coroutine)."""
+
+    __slots__ = ()
+
+    async def check(self) -> None:
+        """Nothing to check: this lock lasts as long as its holder."""
+
+
+#: What the async `lock(key)` of a store whose lock cannot be lost while held gives (`AsyncHeldLock`).
+ASYNC_NEVER_LOST: Final = AsyncNeverLost()
 
 
 @contextlib.asynccontextmanager

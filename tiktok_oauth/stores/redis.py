@@ -22,7 +22,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import LockError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from tiktok_oauth.errors import TokenStoreError
+from tiktok_oauth.errors import LockLostError, TokenStoreError
 from tiktok_oauth.stores._codec import access_expiry, decode_token, encode_token
 from tiktok_oauth.stores._redis_layout import (
     DELETE_SCRIPT,
@@ -37,6 +37,8 @@ from tiktok_oauth.token import TikTokToken
 if TYPE_CHECKING:
     import redis
     import redis.asyncio
+
+    from tiktok_oauth.stores import AsyncHeldLock, HeldLock
 
 __all__ = ["AsyncRedisTokenStore", "RedisTokenStore"]
 
@@ -121,10 +123,16 @@ class _RedisStoreBase:
         held = self._held.get(key)
         return [self.key_name(key), self.index_name, self.lock_name(key)], [held.token if held else b"", key]
 
-    def _refused(self, key: str) -> TokenStoreError:
-        return TokenStoreError(
+    def _refused(self, key: str) -> LockLostError:
+        return LockLostError(
             f"the Redis lock {self.lock_name(key)!r} was lost (it expired or was taken) while this store "
             "held it: write refused, the stored token is unchanged"
+        )
+
+    def _lost(self, key: str, held: _Held) -> LockLostError:
+        self._note_lost(key, held)
+        return LockLostError(
+            f"the Redis lock {self.lock_name(key)!r} was lost (it expired or was taken) while this store held it"
         )
 
     def _decode(self, raw: bytes | str | None, name: str) -> TikTokToken | None:
@@ -169,6 +177,50 @@ def _warn_release_failed(name: str, exc: Exception) -> None:
     )
 
 
+class _RedisHeld:
+    """A held Redis lock, as `lock(key)` gives it: what `check()` needs, and its verdict."""
+
+    __slots__ = ("_held", "_key", "_lock", "_store")
+
+    def __init__(self, store: _RedisStoreBase, key: str, lock: Any, held: _Held) -> None:
+        self._store, self._key, self._lock, self._held = store, key, lock, held
+
+    def _failed(self, exc: RedisError) -> TokenStoreError:
+        return _failure("lock check", self._store.lock_name(self._key), exc)
+
+    def _judge(self, owned: bool) -> None:
+        if self._held.lost or not owned:
+            raise self._store._lost(self._key, self._held)  # noqa: SLF001 - the store's own helper
+
+
+class _HeldRedisLock(_RedisHeld):
+    """What `RedisTokenStore.lock(key)` gives: `check()` asks Redis whether the lock is still ours."""
+
+    __slots__ = ()
+
+    def check(self) -> None:
+        """Raise `LockLostError` if the lock expired or was taken (redis-py's `Lock.owned()`)."""
+        try:
+            owned = bool(self._lock.owned())
+        except RedisError as exc:
+            raise self._failed(exc) from exc
+        self._judge(owned)
+
+
+class _AsyncHeldRedisLock(_RedisHeld):
+    """What `AsyncRedisTokenStore.lock(key)` gives: `await check()` asks Redis whether it is still ours."""
+
+    __slots__ = ()
+
+    async def check(self) -> None:
+        """Raise `LockLostError` if the lock expired or was taken (redis.asyncio's `Lock.owned()`)."""
+        try:
+            owned = bool(await self._lock.owned())
+        except RedisError as exc:
+            raise self._failed(exc) from exc
+        self._judge(owned)
+
+
 class RedisTokenStore(_RedisStoreBase):
     """Tokens in Redis through a sync `redis.Redis`; each token is one key holding its JSON.
 
@@ -183,7 +235,9 @@ class RedisTokenStore(_RedisStoreBase):
     `lock_blocking_timeout` seconds raises `TokenStoreError`. It may be left on another thread than
     it was entered on. While this store object holds `lock(key)`, `set(key, ...)` and `delete(key)`
     check in the same atomic step that the lock is still theirs: if it was lost all the same (Redis
-    stalled past the expiry, someone deleted it), they raise `TokenStoreError` and change nothing.
+    stalled past the expiry, someone deleted it), they raise `LockLostError` and change nothing. The
+    held lock's `check()` (`with store.lock(key) as held: held.check()`) asks Redis whether the lock is
+    still this holder's (redis-py's `Lock.owned()`) and raises `LockLostError` if not.
     Any `RedisError` becomes `TokenStoreError`.
 
     Given a `redis.asyncio.Redis` client, `RedisTokenStore(...)` returns an `AsyncRedisTokenStore`
@@ -273,7 +327,7 @@ class RedisTokenStore(_RedisStoreBase):
             yield from pager.feed(rows)
 
     @contextlib.contextmanager
-    def lock(self, key: str) -> Iterator[None]:
+    def lock(self, key: str) -> Iterator[HeldLock]:
         """Hold the Redis lock for `key`, extended while held (see the class docstring)."""
         lock = self._new_lock(key)
         try:
@@ -296,7 +350,7 @@ class RedisTokenStore(_RedisStoreBase):
             )
             keeper.start()
         try:
-            yield
+            yield _HeldRedisLock(self, key, lock, held)
         finally:
             held.stop.set()
             if keeper is not None:
@@ -332,7 +386,8 @@ class AsyncRedisTokenStore(_RedisStoreBase):
     `keys()` and `expiring(before)` are async iterators (`async for`). `lock(key)` is an async
     context manager around redis.asyncio's `Lock`, which waits with `asyncio.sleep`, never blocking
     the event loop; an asyncio task extends it every `lock_timeout / 3` seconds while it is held,
-    and writes under a lost lock are refused, as in `RedisTokenStore`.
+    and writes under a lost lock are refused, as in `RedisTokenStore`; the held lock's `check()` is a
+    coroutine.
     """
 
     client: redis.asyncio.Redis
@@ -393,7 +448,7 @@ class AsyncRedisTokenStore(_RedisStoreBase):
                 yield key
 
     @contextlib.asynccontextmanager
-    async def lock(self, key: str) -> AsyncIterator[None]:
+    async def lock(self, key: str) -> AsyncIterator[AsyncHeldLock]:
         """Hold the Redis lock for `key`, waiting without blocking the event loop, extended while held."""
         lock = self._new_lock(key)
         try:
@@ -409,7 +464,7 @@ class AsyncRedisTokenStore(_RedisStoreBase):
             None if interval is None else asyncio.create_task(self._keep_extending(key, lock, held, interval))
         )
         try:
-            yield
+            yield _AsyncHeldRedisLock(self, key, lock, held)
         finally:
             # Not awaited: awaiting it here could swallow a cancellation of this very task.
             held.stop.set()

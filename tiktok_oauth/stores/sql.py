@@ -13,28 +13,48 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import sqlite3
 import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any, Final, Literal, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Literal, Self, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from tiktok_oauth.errors import TokenStoreError
+from tiktok_oauth.errors import LockLostError, TokenStoreError
 from tiktok_oauth.stores._codec import decode_token, encode_token
-from tiktok_oauth.stores._sql_locks import LOCK_NOT_AVAILABLE, LockPlan, LockRequest, ahold, hold
+from tiktok_oauth.stores._sql_locks import (
+    LOCK_NOT_AVAILABLE,
+    AdvisoryLock,
+    AsyncAdvisoryLock,
+    HeldLocks,
+    LockPlan,
+    LockRequest,
+    ahold,
+    hold,
+)
 from tiktok_oauth.stores._sql_schema import ExpiringPager, KeyPager, Schema, expiry
 from tiktok_oauth.token import TikTokToken
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+    from tiktok_oauth.stores import AsyncHeldLock, HeldLock
 
 __all__ = ["AsyncSQLTokenStore", "SQLTokenStore"]
 
 T = TypeVar("T")
 
 DEFAULT_TABLE: Final = "tiktok_oauth_tokens"
+#: Locks a store made from a PostgreSQL URL holds (or waits for) at once: its pool's `pool_size`.
+DEFAULT_POOL_SIZE: Final = 20
+#: The pool's connections beyond `pool_size`, for reads, writes and listings outside any lock.
+_POOL_OVERFLOW: Final = 10
 # SQLSTATE classes whose server messages name objects or say what went wrong with the connection, never a
 # value that was bound: connection exception, insufficient resources, operator intervention (shutdown),
 # invalid authorization, invalid catalog name, syntax error or access rule violation, lock not available.
@@ -62,15 +82,49 @@ def _database_url(url: str | URL, *, is_async: bool) -> URL:
     return parsed
 
 
-def _engine_options(url: URL) -> dict[str, Any]:
+def _pool_size(url: URL, pool_size: int | None) -> tuple[URL, int]:
+    """The URL without `?pool_size=N`, and the pool size: the keyword's, else the URL's, else 20."""
+    given = url.query.get("pool_size")
+    url = url.difference_update_query(["pool_size"])
+    if pool_size is None and given is not None:
+        text = given if isinstance(given, str) else given[-1]
+        try:
+            pool_size = int(text)
+        except ValueError:
+            raise ValueError(f"pool_size in the store URL must be a whole number, not {text!r}") from None
+    if pool_size is None:
+        pool_size = DEFAULT_POOL_SIZE
+    if pool_size < 1:
+        raise ValueError(f"pool_size must be at least 1, not {pool_size}")
+    return url, pool_size
+
+
+def _engine_options(url: URL, pool_size: int) -> dict[str, Any]:
     """Settings for an engine this store makes (and owns) from a URL."""
     options: dict[str, Any] = {
         "hide_parameters": True,  # SQLAlchemy's own log and errors never show a bound value
         "pool_pre_ping": True,  # a database restarted meanwhile costs one reconnect, not one error
     }
-    if url.get_backend_name() == "postgresql" and "connect_timeout" not in url.query:
-        options["connect_args"] = {"connect_timeout": 10}
+    if url.get_backend_name() == "postgresql":
+        # One pooled connection per lock held or waited for (at most pool_size of them, see `_slots`),
+        # and the overflow for everything done outside a lock.
+        options.update(pool_size=pool_size, max_overflow=_POOL_OVERFLOW)
+        if "connect_timeout" not in url.query:
+            options["connect_args"] = {"connect_timeout": 10}
     return options
+
+
+# Stores that own their engine, for `_after_fork`. A forked child must not use the parent's pooled
+# sockets (both processes would talk on one session): SQLAlchemy's advice is `dispose(close=False)`.
+_owning_stores: Final[weakref.WeakSet[_SQLStoreBase]] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    for store in list(_owning_stores):
+        store._forked()  # noqa: SLF001 - the stores' own hook
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 def _dialect(engine: Engine | AsyncEngine) -> str:
@@ -110,14 +164,36 @@ class _SQLStoreBase:
     """The sync and async stores' shared decisions: names, rows, error messages, lock plans."""
 
     engine: Any
+    _held: HeldLocks[Any]
 
-    def _setup(self, table: str, lock_timeout: float) -> None:
+    def _setup(self, table: str, lock_timeout: float, pool_size: int | None) -> None:
+        """`pool_size`: the owned engine's, which bounds the locks held at once (None: an engine given)."""
         if not table:
             raise ValueError("the table name must not be empty")
         self.lock_timeout = lock_timeout
+        self.pool_size = pool_size
         self._schema = Schema(table, self.engine.dialect.name)
         self._plan = LockPlan.of(self.engine.url, table)
         self._ready = False
+        self._slots = self._new_slots()
+        if pool_size is not None:
+            _owning_stores.add(self)
+
+    def _new_slots(self) -> threading.Semaphore | None:
+        # A store that sized its pool holds at most pool_size advisory locks at once, each on a pooled
+        # connection; more wait their turn here (within lock_timeout) instead of for the pool.
+        if self.pool_size is None or self._plan.kind != "advisory":
+            return None
+        return threading.BoundedSemaphore(self.pool_size)
+
+    def _forked(self) -> None:
+        """In a forked child: a pool of its own, and none of the parent's locks."""
+        self._sync_engine().dispose(close=False)
+        self._slots = self._new_slots()
+        self._held.reset()
+
+    def _sync_engine(self) -> Engine:
+        raise NotImplementedError
 
     @property
     def table(self) -> sa.Table:
@@ -147,12 +223,21 @@ class _SQLStoreBase:
             f"timed out after {self.lock_timeout} s waiting for the lock of {self._where(key)}"
         )
 
+    def _lost(self, key: str, exc: BaseException | None) -> tuple[LockLostError, bool]:
+        detail, safe = _describe(exc) if exc is not None else ("", True)
+        return LockLostError(
+            f"the PostgreSQL session holding the lock of {self._where(key)} ended: the lock was lost, "
+            f"nothing is written under it{f' ({detail})' if detail else ''}"
+        ), safe
+
     def _lock_request(self, key: str) -> LockRequest:
         return LockRequest(
             key,
             self.lock_timeout,
             failed=lambda exc: self._failure("lock", key, exc)[0],
             timed_out=lambda: self._timed_out(key),
+            lost=lambda exc: self._lost(key, exc),
+            slots=self._slots,
         )
 
     def _row(self, key: str, token: TikTokToken) -> dict[str, Any]:
@@ -185,9 +270,21 @@ class SQLTokenStore(_SQLStoreBase):
     (`create_table()` does it up front); a table of that name without our columns is refused.
 
     `expiring(before)` and `keys()` read indexed pages of 1,000 rows, each in its own short transaction.
-    `lock(key)` is described in the module docstring; on PostgreSQL it holds one pooled connection of
-    the engine while held, so `get` / `set` inside it use another (size the pool for twice the number
-    of concurrent refreshes). Waiting longer than `lock_timeout` seconds raises `TokenStoreError`.
+    `lock(key)` is described in the module docstring. Waiting longer than `lock_timeout` seconds raises
+    `TokenStoreError`. On PostgreSQL it holds one pooled connection of the engine while held, and
+    `get` / `set` / `delete` of that key run on it: a holder never waits for another connection.
+    A store made from a PostgreSQL URL sizes its pool to `pool_size` (plus 10 for work outside locks)
+    and holds at most `pool_size` locks at once: more callers wait their turn, within `lock_timeout`.
+
+    The held lock (`with store.lock(key) as held:`) has `check()`, which raises `LockLostError` when
+    the lock's PostgreSQL session has ended (`pg_terminate_backend`, `idle_session_timeout`, a server
+    restart): someone else may hold the lock now. Every `set` / `delete` of the key under the lock is
+    fenced: it runs on the lock's session, in a transaction that first checks the lock is held, and
+    raises `LockLostError` (writing nothing) once the session has ended. SQLite's file locks and the
+    in-process locks cannot be lost while their holder lives; their `check()` does nothing.
+
+    A store made from a URL resets its pool in a forked child (`os.fork`, multiprocessing's fork):
+    parent and child never share a pooled connection.
 
     Every database error becomes a `TokenStoreError` naming the table and the key, never the token.
     SQLAlchemy's SQL log (`echo=True`) and error texts show the token's JSON as `'<token JSON>'`; its
@@ -197,25 +294,42 @@ class SQLTokenStore(_SQLStoreBase):
         engine_or_url: a `sqlalchemy.Engine`, or a database URL (`str` or `sqlalchemy.URL`).
         table: the table's name (in the connection's default schema).
         lock_timeout: seconds `lock` waits for another holder before raising `TokenStoreError`.
+        pool_size: for a store made from a PostgreSQL URL, the locks it holds at once and its pool's
+            `pool_size` (default: the URL's `?pool_size=N`, else 20). Not for an engine you give.
     """
 
     engine: Engine
 
     def __init__(
-        self, engine_or_url: Engine | str | URL, *, table: str = DEFAULT_TABLE, lock_timeout: float = 30.0
+        self,
+        engine_or_url: Engine | str | URL,
+        *,
+        table: str = DEFAULT_TABLE,
+        lock_timeout: float = 30.0,
+        pool_size: int | None = None,
     ) -> None:
         if isinstance(engine_or_url, AsyncEngine):
             raise TypeError("SQLTokenStore takes a sync Engine: use AsyncSQLTokenStore for an AsyncEngine")
         if isinstance(engine_or_url, Engine):
+            if pool_size is not None:
+                raise ValueError("pool_size is for a store made from a URL: size your own engine's pool")
             self.engine = engine_or_url
             self._close: Callable[[], None] | None = None
         else:
-            url = _database_url(engine_or_url, is_async=False)
-            self.engine = sa.create_engine(url, **_engine_options(url))
+            url, pool_size = _pool_size(_database_url(engine_or_url, is_async=False), pool_size)
+            self.engine = sa.create_engine(url, **_engine_options(url, pool_size))
             # Pooled connections are closed when the store is dropped, even if nobody calls close().
             self._close = weakref.finalize(self, self.engine.dispose)
         self._ready_lock = threading.Lock()
-        self._setup(table, lock_timeout)
+        self._held: HeldLocks[AdvisoryLock] = HeldLocks()
+        self._setup(table, lock_timeout, pool_size)
+
+    def _sync_engine(self) -> Engine:
+        return self.engine
+
+    def _forked(self) -> None:
+        self._ready_lock = threading.Lock()  # a parent thread may have held it at the fork
+        super()._forked()
 
     def close(self) -> None:
         """Dispose of the engine if the store made it from a URL (an engine you gave is left alone)."""
@@ -268,37 +382,61 @@ class SQLTokenStore(_SQLStoreBase):
         self._ready = False
         self._run("create", None, lambda: None)
 
+    def _on(self, key: str, work: Callable[[Connection], T], *, fenced: bool) -> Callable[[], T]:
+        """`work` on the held lock's session when this store holds `key`'s advisory lock, else pooled.
+
+        A read (`fenced=False`) under a lock found lost goes to the pool: only writes need the lock.
+        """
+        held = self._held.get(key)
+
+        def pooled() -> T:
+            with self.engine.begin() as connection:
+                return work(connection)
+
+        if held is None:
+            return pooled
+
+        def on_the_lock() -> T:
+            try:
+                return held.run(work, fenced=fenced)
+            except LockLostError:
+                if fenced:
+                    raise
+            return pooled()
+
+        return on_the_lock
+
     def get(self, key: str) -> TikTokToken | None:
         """Return the token stored under `key`, or None."""
 
-        def read() -> Any:
-            with self.engine.connect() as connection:
-                return connection.execute(self._schema.select_token(key)).first()
+        def read(connection: Connection) -> Any:
+            return connection.execute(self._schema.select_token(key)).first()
 
-        return self._token(key, self._run("read", key, read))
+        return self._token(key, self._run("read", key, self._on(key, read, fenced=False)))
 
     def set(self, key: str, token: TikTokToken) -> None:
-        """Store `token` under `key`, replacing any previous one, in one transaction."""
+        """Store `token` under `key`, replacing any previous one, in one transaction.
+
+        Under this store's lock of `key`, `LockLostError` (nothing written) if that lock was lost.
+        """
         row = self._row(key, token)
 
-        def write() -> None:
+        def write(connection: Connection) -> None:
             upsert = self._schema.upsert(row)
-            with self.engine.begin() as connection:
-                if upsert is not None:
-                    connection.execute(upsert)
-                elif connection.execute(self._schema.update(row)).rowcount == 0:
-                    connection.execute(self._schema.insert(row))
+            if upsert is not None:
+                connection.execute(upsert)
+            elif connection.execute(self._schema.update(row)).rowcount == 0:
+                connection.execute(self._schema.insert(row))
 
-        self._run("write", key, write)
+        self._run("write", key, self._on(key, write, fenced=True))
 
     def delete(self, key: str) -> None:
-        """Remove the token stored under `key`, if any."""
+        """Remove the token stored under `key`, if any (`LockLostError` under a lost lock of `key`)."""
 
-        def delete() -> None:
-            with self.engine.begin() as connection:
-                connection.execute(self._schema.delete(key))
+        def delete(connection: Connection) -> None:
+            connection.execute(self._schema.delete(key))
 
-        self._run("delete", key, delete)
+        self._run("delete", key, self._on(key, delete, fenced=True))
 
     def keys(self) -> Iterator[str]:
         """The stored keys, exactly as given to `set`, read in pages in key order."""
@@ -312,9 +450,17 @@ class SQLTokenStore(_SQLStoreBase):
         while (query := pager.query()) is not None:
             yield from pager.feed(self._run("list", None, functools.partial(self._fetch, query)))
 
-    def lock(self, key: str) -> contextlib.AbstractContextManager[None]:
-        """Hold the lock for `key` (see the module docstring); `TokenStoreError` after `lock_timeout`."""
-        return hold(self._plan, self.engine, self._lock_request(key))
+    @contextlib.contextmanager
+    def lock(self, key: str) -> Iterator[HeldLock]:
+        """Hold the lock for `key` (see the class docstring); `TokenStoreError` after `lock_timeout`."""
+        if self._plan.kind == "advisory" and not self._ready:
+            self._run("create", None, lambda: None)  # not under the lock: it takes a connection of its own
+        with hold(self._plan, self.engine, self._lock_request(key)) as held:
+            if not isinstance(held, AdvisoryLock):
+                yield held
+                return
+            with self._held.holding(key, held):
+                yield held
 
 
 class AsyncSQLTokenStore(_SQLStoreBase):
@@ -323,7 +469,8 @@ class AsyncSQLTokenStore(_SQLStoreBase):
     A URL maps to `sqlite+aiosqlite` or `postgresql+psycopg` (psycopg 3's async driver); `aclose()`
     (or `async with`) disposes of an engine the store made. `keys()` and `expiring(before)` are async
     iterators; `lock(key)` is an async context manager that waits without blocking the event loop
-    (PostgreSQL: on its own connection; file and in-process locks: by polling).
+    (PostgreSQL: on its own connection, where the held key's `get` / `set` / `delete` run too, fenced;
+    file and in-process locks: by polling). `pool_size`, lost locks and forks: as in `SQLTokenStore`.
 
     An `AsyncEngine`'s pooled connections belong to the event loop that opened them: use a store within
     one loop, or give it an engine made with `poolclass=sqlalchemy.pool.NullPool` to share it across loops.
@@ -332,6 +479,7 @@ class AsyncSQLTokenStore(_SQLStoreBase):
         async_engine_or_url: a `sqlalchemy.ext.asyncio.AsyncEngine`, or a database URL.
         table: the table's name (in the connection's default schema).
         lock_timeout: seconds `lock` waits for another holder before raising `TokenStoreError`.
+        pool_size: as for `SQLTokenStore` (a store made from a PostgreSQL URL: default `?pool_size=N`, else 20).
     """
 
     engine: AsyncEngine
@@ -342,16 +490,23 @@ class AsyncSQLTokenStore(_SQLStoreBase):
         *,
         table: str = DEFAULT_TABLE,
         lock_timeout: float = 30.0,
+        pool_size: int | None = None,
     ) -> None:
         if isinstance(async_engine_or_url, Engine):
             raise TypeError("AsyncSQLTokenStore takes an AsyncEngine: use SQLTokenStore for a sync Engine")
         self._owns_engine = not isinstance(async_engine_or_url, AsyncEngine)
         if isinstance(async_engine_or_url, AsyncEngine):
+            if pool_size is not None:
+                raise ValueError("pool_size is for a store made from a URL: size your own engine's pool")
             self.engine = async_engine_or_url
         else:
-            url = _database_url(async_engine_or_url, is_async=True)
-            self.engine = create_async_engine(url, **_engine_options(url))
-        self._setup(table, lock_timeout)
+            url, pool_size = _pool_size(_database_url(async_engine_or_url, is_async=True), pool_size)
+            self.engine = create_async_engine(url, **_engine_options(url, pool_size))
+        self._held: HeldLocks[AsyncAdvisoryLock] = HeldLocks()
+        self._setup(table, lock_timeout, pool_size)
+
+    def _sync_engine(self) -> Engine:
+        return self.engine.sync_engine
 
     async def aclose(self) -> None:
         """Dispose of the engine if the store made it from a URL (an engine you gave is left alone)."""
@@ -404,37 +559,63 @@ class AsyncSQLTokenStore(_SQLStoreBase):
 
         await self._run("create", None, nothing)
 
+    def _on(
+        self, key: str, work: Callable[[AsyncConnection], Awaitable[T]], *, fenced: bool
+    ) -> Callable[[], Awaitable[T]]:
+        """`work` on the held lock's session when this store holds `key`'s advisory lock, else pooled.
+
+        A read (`fenced=False`) under a lock found lost goes to the pool: only writes need the lock.
+        """
+        held = self._held.get(key)
+
+        async def pooled() -> T:
+            async with self.engine.begin() as connection:
+                return await work(connection)
+
+        if held is None:
+            return pooled
+
+        async def on_the_lock() -> T:
+            try:
+                return await held.run(work, fenced=fenced)
+            except LockLostError:
+                if fenced:
+                    raise
+            return await pooled()
+
+        return on_the_lock
+
     async def get(self, key: str) -> TikTokToken | None:
         """Return the token stored under `key`, or None."""
 
-        async def read() -> Any:
-            async with self.engine.connect() as connection:
-                return (await connection.execute(self._schema.select_token(key))).first()
+        async def read(connection: AsyncConnection) -> Any:
+            return (await connection.execute(self._schema.select_token(key))).first()
 
-        return self._token(key, await self._run("read", key, read))
+        return self._token(key, await self._run("read", key, self._on(key, read, fenced=False)))
 
     async def set(self, key: str, token: TikTokToken) -> None:
-        """Store `token` under `key`, replacing any previous one, in one transaction."""
+        """Store `token` under `key`, replacing any previous one, in one transaction.
+
+        Under this store's lock of `key`, `LockLostError` (nothing written) if that lock was lost.
+        """
         row = self._row(key, token)
 
-        async def write() -> None:
+        async def write(connection: AsyncConnection) -> None:
             upsert = self._schema.upsert(row)
-            async with self.engine.begin() as connection:
-                if upsert is not None:
-                    await connection.execute(upsert)
-                elif (await connection.execute(self._schema.update(row))).rowcount == 0:
-                    await connection.execute(self._schema.insert(row))
+            if upsert is not None:
+                await connection.execute(upsert)
+            elif (await connection.execute(self._schema.update(row))).rowcount == 0:
+                await connection.execute(self._schema.insert(row))
 
-        await self._run("write", key, write)
+        await self._run("write", key, self._on(key, write, fenced=True))
 
     async def delete(self, key: str) -> None:
-        """Remove the token stored under `key`, if any."""
+        """Remove the token stored under `key`, if any (`LockLostError` under a lost lock of `key`)."""
 
-        async def delete() -> None:
-            async with self.engine.begin() as connection:
-                await connection.execute(self._schema.delete(key))
+        async def delete(connection: AsyncConnection) -> None:
+            await connection.execute(self._schema.delete(key))
 
-        await self._run("delete", key, delete)
+        await self._run("delete", key, self._on(key, delete, fenced=True))
 
     async def keys(self) -> AsyncIterator[str]:
         """The stored keys, exactly as given to `set`, read in pages in key order."""
@@ -450,6 +631,17 @@ class AsyncSQLTokenStore(_SQLStoreBase):
             for key in pager.feed(await self._run("list", None, functools.partial(self._fetch, query))):
                 yield key
 
-    def lock(self, key: str) -> contextlib.AbstractAsyncContextManager[None]:
-        """Hold the lock for `key` without blocking the loop; `TokenStoreError` after `lock_timeout`."""
-        return ahold(self._plan, self.engine, self._lock_request(key))
+    @contextlib.asynccontextmanager
+    async def lock(self, key: str) -> AsyncIterator[AsyncHeldLock]:
+        """Hold the lock for `key` without blocking the loop; `TokenStoreError` after `lock_timeout`.
+
+        The held lock's `await check()` and the writes under it behave as in `SQLTokenStore`.
+        """
+        if self._plan.kind == "advisory" and not self._ready:
+            await self.create_table()  # not under the lock: it takes a connection of its own
+        async with ahold(self._plan, self.engine, self._lock_request(key)) as held:
+            if not isinstance(held, AsyncAdvisoryLock):
+                yield held
+                return
+            with self._held.holding(key, held):
+                yield held
