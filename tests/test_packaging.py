@@ -11,6 +11,7 @@ fails. A full resolution from the package index takes about a minute here; the r
 from __future__ import annotations
 
 import email
+import json
 import os
 import re
 import subprocess
@@ -18,7 +19,6 @@ import sys
 import sysconfig
 import tomllib
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -78,7 +78,7 @@ def test_the_changelog_has_an_unreleased_section_and_an_entry_for_the_version() 
     text = (ROOT / "CHANGELOG.md").read_text()
     headings = re.findall(r"^## \[([^\]]+)\]", text, re.MULTILINE)
     version = re.search(
-        r'^__version__ = "([^"]+)"', (ROOT / "tiktok_oauth" / "__init__.py").read_text(), re.M
+        r'^__version__ = "([^"]+)"', (ROOT / "tiktok_oauth" / "__init__.py").read_text(), re.MULTILINE
     )
     assert version is not None
     assert headings[0] == "Unreleased"
@@ -123,7 +123,7 @@ def test_the_wheel_holds_the_package_typed_licensed_and_no_tests(wheel: Path) ->
 
 
 @pytest.fixture(scope="module")
-def fresh_venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def fresh_venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     venv = tmp_path_factory.mktemp("wheel-venv") / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=60)
     python = venv / "bin" / "python"
@@ -141,7 +141,7 @@ def fresh_venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     )
     # The dependencies: this environment's site-packages as a plain path entry, after the venv's own.
     (site / "zz_test_dependencies.pth").write_text(sysconfig.get_path("purelib") + "\n")
-    yield python
+    return python
 
 
 def run_in(python: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -177,7 +177,6 @@ print(json.dumps({{"missing": missing, "files": files, "version": md.version("ti
 """
     result = run_in(fresh_venv, fresh_venv, "-c", probe, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    import json
 
     found = json.loads(result.stdout)
     assert found["missing"] == []
