@@ -22,6 +22,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
@@ -49,6 +50,14 @@ def test_the_public_modules_include_every_door() -> None:
         "tiktok_oauth.integrations.flask", "tiktok_oauth.integrations.django", "tiktok_oauth.integrations.aiohttp",
     }  # fmt: skip
     assert expected <= set(public_modules())
+
+
+def test_the_readme_names_an_install_line_for_every_extra() -> None:
+    readme = (ROOT / "README.md").read_text()
+    extras = set(PYPROJECT["project"]["optional-dependencies"]) - {"test", "docs", "dev"}
+    assert extras == set(EXTRAS)
+    assert {extra for extra in extras if f"pip install 'tiktok-oauth[{extra}]'" not in readme} == set()
+    assert "pip install tiktok-oauth " in readme
 
 
 def test_every_tested_python_has_a_classifier_and_a_place_in_the_release_matrix() -> None:
@@ -91,13 +100,16 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     prebuilt = os.environ.get("TIKTOK_OAUTH_WHEEL")
     if prebuilt:
         return Path(prebuilt)
-    out = tmp_path_factory.mktemp("dist")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--wheel-dir", str(out), str(ROOT)],
-        check=True,
-        timeout=180,
-        capture_output=True,
-    )
+    # One build for every pytest-xdist worker: they share the base temporary directory's parent.
+    out = tmp_path_factory.getbasetemp().parent / "tiktok-oauth-dist"
+    with FileLock(f"{out}.lock"):
+        if not list(out.glob("tiktok_oauth-*.whl")):
+            subprocess.run(
+                [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--wheel-dir", str(out), str(ROOT)],
+                check=True,
+                timeout=180,
+                capture_output=True,
+            )
     (built,) = out.glob("tiktok_oauth-*.whl")
     return built
 
