@@ -1,6 +1,6 @@
 """The package as users get it: the built wheel (not the checkout) in a fresh venv, its metadata, the release.
 
-Building the wheel takes a few seconds (set `TIKTOK_OAUTH_WHEEL` to test a prebuilt one, as the release
+The docs' samples run against that installed wheel too. Building the wheel takes a few seconds (set `TIKTOK_OAUTH_WHEEL` to test a prebuilt one, as the release
 workflow does). The fresh venv gets the wheel itself, without its dependencies: those, and the extras'
 dependencies, come from the environment running the tests (which the README's test command filled), added
 as a plain path entry, so that no `.pth` file there (the checkout's editable install) takes effect. Every
@@ -14,6 +14,7 @@ import email
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -203,3 +204,23 @@ def test_the_installed_wheel_runs_the_demo(fresh_venv: Path, tmp_path: Path) -> 
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "13. Stopped the fake" in result.stdout
     assert "requests is not installed" not in result.stdout
+
+
+@pytest.mark.slow
+def test_the_docs_samples_run_against_the_installed_wheel(fresh_venv: Path, tmp_path: Path) -> None:
+    # A copy of the samples and their harness, without the package's source: only the wheel can answer.
+    copy = tmp_path / "project"
+    shutil.copytree(ROOT / "tests", copy / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "docs", copy / "docs")
+    for name in ("README.md", "pyproject.toml"):  # pyproject.toml: pytest's settings (warnings are errors)
+        shutil.copy(ROOT / name, copy / name)
+    where = run_in(
+        fresh_venv, fresh_venv, "-c", "import tiktok_oauth; print(tiktok_oauth.__file__)", cwd=copy
+    )
+    assert where.stdout.startswith(str(fresh_venv.parent.parent)), where.stdout + where.stderr
+    result = run_in(
+        fresh_venv, fresh_venv, "-m", "pytest", "-n", "0", "-p", "no:cacheprovider",
+        "tests/test_docs.py", "-k", "test_sample_runs", cwd=copy,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert re.search(r"\b\d{2,} passed", result.stdout), result.stdout[-500:]
