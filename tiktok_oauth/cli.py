@@ -89,6 +89,11 @@ def _store_options() -> argparse.ArgumentParser:
         f"(sqlite:///..., postgresql://...) (default: {default_store_path()})",
     )
     parent.add_argument(
+        "--table",
+        metavar="NAME",
+        help="the table of an SQL --store (default: tiktok_oauth_tokens; also ?table=NAME in the URL)",
+    )
+    parent.add_argument(
         "--encryption-key",
         type=_encryption_keys,
         metavar="KEYS",

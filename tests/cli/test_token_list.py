@@ -91,3 +91,34 @@ def test_from_url_picks_the_store_for_each_url(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown store URL scheme") as caught:
         from_url("ftp://user:hunter2@example.com/")
     assert "hunter2" not in str(caught.value)
+
+
+def test_a_table_is_named_by_option_or_in_the_url_and_only_for_sql_stores(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    for store in (from_url(url, table="app_tokens"), from_url(f"{url}?table=app_tokens")):
+        assert isinstance(store, SQLTokenStore)
+        assert "app_tokens" in repr(store)
+        store.close()
+    chosen = from_url(f"{url}?table=ignored", table="app_tokens")  # the option wins
+    assert "app_tokens" in repr(chosen)
+    chosen.close()
+    with pytest.raises(ValueError, match="SQL stores only"):
+        from_url(tmp_path / "dir", table="app_tokens")
+    with pytest.raises(ValueError, match="empty table"):
+        from_url(url, table="")
+
+
+def test_every_command_takes_table_and_the_summary_names_every_layer(
+    cli: CLI, served: Served, tmp_path: Path
+) -> None:
+    key = Fernet.generate_key().decode()
+    url = f"sqlite:///{tmp_path / 'tokens.db'}"
+    store = from_url(url, encryption_key=key, table="app_tokens")
+    served.issue(store, "dave", open_id="dave")
+    listed = cli("token", "list", "--json", "--store", url, "--table", "app_tokens")
+    assert [row["key"] for row in json.loads(listed.out)] == ["dave"]
+    assert json.loads(cli("token", "list", "--json", "--store", url).out) == []  # the default table
+    shown = cli("token", "show", "--store", url, "--table", "app_tokens", "--encryption-key", key)
+    assert shown.code == 0, shown.err
+    assert "in EncryptedTokenStore(SQLTokenStore(table='app_tokens'" in shown.out
+    store.inner.close()
