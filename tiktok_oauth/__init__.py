@@ -17,6 +17,7 @@ from tiktok_oauth.errors import (
     TikTokServerError,
     TokenStoreError,
 )
+from tiktok_oauth.events import TokenEvent
 from tiktok_oauth.keeper import RefreshReport, arefresh_due, refresh_due
 from tiktok_oauth.stores import AsyncTokenStore, MemoryTokenStore, TokenStore
 from tiktok_oauth.token import TikTokToken
@@ -44,6 +45,7 @@ __all__ = [
     "TikTokOAuthError",
     "TikTokServerError",
     "TikTokToken",
+    "TokenEvent",
     "TokenStore",
     "TokenStoreError",
     "__version__",
