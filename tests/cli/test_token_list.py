@@ -9,7 +9,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from tests.cli._support import CLI, Served, assert_no_leaks
-from tiktok_oauth import _clock
+from tiktok_oauth import TikTokToken, _clock
 from tiktok_oauth.stores import FileTokenStore, from_url
 from tiktok_oauth.stores.encrypted import EncryptedTokenStore
 from tiktok_oauth.stores.sql import SQLTokenStore
@@ -49,8 +49,31 @@ def test_list_json_gives_the_documented_fields(
             "expires_at": token.expires_at,
             "refresh_expires_at": token.refresh_expires_at,
             "expired": False,
+            "needs_login": False,
         }
     ]
+
+
+def test_needs_login_lists_the_marked_keys_and_those_whose_refresh_token_runs_out(
+    cli: CLI, served: Served, store_dir: Path, store: FileTokenStore
+) -> None:
+    served.issue(store, "fine", open_id="fine")
+    marked = served.issue(store, "revoked", open_id="revoked")
+    store.set("revoked", TikTokToken({**marked, "needs_login": True}))
+    served.issue(store, "soon", open_id="soon", refresh_expires_in=3 * 86400)
+
+    def listed(*extra: str) -> list[str]:
+        result = cli("token", "list", "--json", "--store", str(store_dir), *extra)
+        assert result.code == 0, result.err
+        return [row["key"] for row in json.loads(result.out)]
+
+    assert listed() == ["fine", "revoked", "soon"]
+    assert listed("--needs-login") == ["revoked"]
+    assert listed("--needs-login", "7d") == ["revoked", "soon"]
+    assert listed("--needs-login", "1d") == ["revoked"]
+    table = cli("token", "list", "--store", str(store_dir), "--needs-login")
+    assert "(needs login)" in table.out
+    assert "fine" not in table.out
 
 
 def test_list_and_show_work_on_an_encrypted_sqlite_store_url(
