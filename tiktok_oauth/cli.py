@@ -25,6 +25,7 @@ from authlib.common.errors import AuthlibBaseError
 from tiktok_oauth import __version__
 from tiktok_oauth._cli._common import CLIENT_KEY_ENV, CLIENT_SECRET_ENV, CLIError, default_store_path
 from tiktok_oauth._cli.demo import run_demo
+from tiktok_oauth._cli.keeper import add_keeper
 from tiktok_oauth._cli.login import run_login
 from tiktok_oauth._cli.refresh_all import add_options as add_refresh_all_options
 from tiktok_oauth._cli.refresh_all import parse_duration
@@ -172,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="how long to wait for the browser's redirect (default: %(default)g)",
     )
     login.set_defaults(handler=run_login)
+
+    add_keeper(commands, [common, credentials, store])
 
     token = commands.add_parser(
         "token",

@@ -155,6 +155,7 @@ class _Run:
     ) -> None:
         self.client, self.store, self.within, self.progress = client, store, within, progress
         self.on_event = on_event
+        self.stop: threading.Event | None = None
         self.is_async_store = inspect.iscoroutinefunction(getattr(store, "get", None))
         self.backoff = _Backoff()
         self.report = RefreshReport()
@@ -180,12 +181,18 @@ class _Run:
         if outcome is not None and self.progress is not None:
             self.progress(key, outcome)
 
+    def stopping(self) -> bool:
+        """Whether `stop` was set: no new key is started (the ones under way finish)."""
+        return self.stop is not None and self.stop.is_set()
+
     def finish(self) -> RefreshReport:
         self.report.elapsed = time.monotonic() - self.started
         return self.report
 
 
 def _visit(run: _Run, key: str) -> None:
+    if run.stopping():
+        return
     decision = run.key(key)
     try:
         done, outcome = decision.glance(run.store.get(key))
@@ -210,6 +217,8 @@ def _visit(run: _Run, key: str) -> None:
 
 
 async def _avisit(run: _Run, key: str) -> None:
+    if run.stopping():
+        return
     import asyncio  # noqa: PLC0415
 
     decision = run.key(key)
@@ -300,13 +309,16 @@ def refresh_due(
     concurrency: int = 8,
     progress: Progress | None = None,
     on_event: OnEvent | None = None,
+    stop: threading.Event | None = None,
 ) -> RefreshReport:
     """Refresh every token whose access token expires within `within` seconds, `concurrency` at a time.
 
     Keys come from `keys`, else `store.expiring(now + within)`, else `store.keys()`, streamed. Each is
     refreshed under the store's lock after a read again (a token someone else refreshed counts as fresh).
     A 429 pauses every worker (one shared back-off) and the key is tried again; any other failure is that
-    key's outcome, with its stored token untouched. Nothing is deleted.
+    key's outcome, with its stored token untouched (a refused refresh token marks the key `needs_login`).
+    Nothing is deleted. `on_event` gets a `TokenEvent` per refresh (outside the locks). Once `stop` (a
+    `threading.Event`) is set, no new key is started; the refreshes under way finish and are written.
     """
     from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait  # noqa: PLC0415
 
@@ -315,6 +327,7 @@ def refresh_due(
             "refresh_due needs a TikTokOAuth2Client; use arefresh_due with an AsyncTikTokOAuth2Client"
         )
     run = _Run(client, store, within, progress, on_event)
+    run.stop = stop
     if run.is_async_store:
         raise TypeError("refresh_due needs a sync store; use arefresh_due with an async store")
     candidates = _shuffled(_candidates(store, within, keys), random.Random())  # noqa: S311 - an order, not a secret
@@ -323,6 +336,8 @@ def refresh_due(
         max_workers=max(1, concurrency), thread_name_prefix="tiktok-oauth keeper"
     ) as pool:
         for key in candidates:
+            if run.stopping():
+                break
             if len(pending) >= 2 * concurrency:  # a bounded submit: keys stay streamed
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
@@ -342,6 +357,7 @@ async def arefresh_due(
     concurrency: int = 8,
     progress: Progress | None = None,
     on_event: OnEvent | None = None,
+    stop: threading.Event | None = None,
 ) -> RefreshReport:
     """`refresh_due` for an `AsyncTikTokOAuth2Client`: `concurrency` worker tasks on a bounded queue."""
     import asyncio  # noqa: PLC0415
@@ -351,6 +367,7 @@ async def arefresh_due(
             "arefresh_due needs an AsyncTikTokOAuth2Client; use refresh_due with a TikTokOAuth2Client"
         )
     run = _Run(client, store, within, progress, on_event)
+    run.stop = stop
     queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=2 * max(1, concurrency))
 
     async def worker() -> None:
@@ -362,6 +379,8 @@ async def arefresh_due(
         async with asyncio.TaskGroup() as group:
             workers = [group.create_task(worker()) for _ in range(max(1, concurrency))]
             async for key in candidates:
+                if run.stopping():
+                    break
                 await queue.put(key)
             for _ in workers:
                 await queue.put(None)

@@ -31,7 +31,7 @@ def parse_duration(text: str) -> float:
     return float(found.group(1)) * _UNITS[found.group(2) or "s"]
 
 
-def _positive(text: str) -> int:
+def positive(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -56,7 +56,7 @@ def add_options(parser: argparse.ArgumentParser, single: Callable[[argparse.Name
     )
     group.add_argument(
         "--concurrency",
-        type=_positive,
+        type=positive,
         default=8,
         metavar="N",
         help="with --all: refreshes at a time (default: %(default)s)",
