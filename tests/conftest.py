@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,6 +34,21 @@ class Harness:
 
     def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         return self.run(getattr(self.client, method)(*args, **kwargs))
+
+
+def token_request_arrived(fake: FakeTikTok, monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """An event set when a token request reaches `fake` (served: before its `token_delay`), so a test can
+    act at the moment TikTok has the refresh and has not answered yet."""
+    arrived = threading.Event()
+    delay = fake.request_delay
+
+    def noting(method: str, url: str) -> float:
+        if "/oauth/token/" in url:
+            arrived.set()
+        return delay(method, url)
+
+    monkeypatch.setattr(fake, "request_delay", noting)
+    return arrived
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import SECRET
+from tests.conftest import SECRET, token_request_arrived
 from tests.test_auth_matrix import ASYNC_KINDS, KINDS, open_api
 from tiktok_oauth import (
     AsyncTikTokOAuth2Client,
@@ -86,19 +85,6 @@ class Faulty:
     async def alock(self, key: str) -> AsyncIterator[Any]:
         async with self.inner.alock(key) as held:
             yield self.Lost() if self.lock_lost else held
-
-
-def token_request_arrived(fake: FakeTikTok, monkeypatch: pytest.MonkeyPatch) -> threading.Event:
-    arrived = threading.Event()
-    delay = fake.request_delay
-
-    def noting(method: str, url: str) -> float:
-        if "/oauth/token/" in url:
-            arrived.set()
-        return delay(method, url)
-
-    monkeypatch.setattr(fake, "request_delay", noting)
-    return arrived
 
 
 # -- the doors: each uses the library once (twice where a failed write must be recovered) --------------

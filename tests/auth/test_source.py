@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import SECRET
+from tests.conftest import SECRET, token_request_arrived
 from tiktok_oauth import (
     AsyncTikTokOAuth2Client,
     LockLostError,
@@ -55,20 +55,6 @@ def wait_until(condition: Any, what: str) -> None:
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.01)
-
-
-def token_request_arrived(fake: FakeTikTok, monkeypatch: pytest.MonkeyPatch) -> threading.Event:
-    """An event set when a token request reaches the served fake (before `token_delay` runs)."""
-    arrived = threading.Event()
-    delay = fake.request_delay
-
-    def noting(method: str, url: str) -> float:
-        if "/oauth/token/" in url:
-            arrived.set()
-        return delay(method, url)
-
-    monkeypatch.setattr(fake, "request_delay", noting)
-    return arrived
 
 
 def test_a_refresh_under_way_is_stored_even_when_asyncio_run_ends(

@@ -5,12 +5,12 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 
 from tests.cli._support import CLI, Served
+from tests.conftest import token_request_arrived
 from tiktok_oauth import TikTokOAuth2Client, _clock
 from tiktok_oauth.stores import FileTokenStore
 from tiktok_oauth.token import TikTokToken
@@ -45,15 +45,7 @@ def test_a_signal_lets_the_refresh_in_flight_finish_and_exits_0(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     olds = {key: _due(served, store, key) for key in ("u1", "u2", "u3")}
-    arrived = threading.Event()
-    delay = served.fake.request_delay
-
-    def noting(method: str, url: str) -> float:
-        if "/oauth/token/" in url:
-            arrived.set()
-        return delay(method, url)
-
-    monkeypatch.setattr(served.fake, "request_delay", noting)
+    arrived = token_request_arrived(served.fake, monkeypatch)
     served.fake.token_delay = 1.0  # the first refresh is in flight when the signal comes
     process = subprocess.Popen(
         [

@@ -5,13 +5,13 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.cli._support import CLI, CLIENT_KEY, SECRET, Served
+from tests.conftest import token_request_arrived
 from tiktok_oauth import TikTokOAuth2Client, _clock
 from tiktok_oauth._cli._common import local_time
 from tiktok_oauth.stores import FileTokenStore
@@ -216,15 +216,7 @@ def test_ctrl_c_after_the_refresh_was_sent_still_stores_the_rotated_token(
 ) -> None:
     """`tiktok-oauth token refresh` as a real process; Ctrl-C arrives once TikTok has the refresh."""
     old = served.issue(store)
-    arrived = threading.Event()
-    delay = served.fake.request_delay
-
-    def noting(method: str, url: str) -> float:
-        if "/oauth/token/" in url:
-            arrived.set()
-        return delay(method, url)
-
-    monkeypatch.setattr(served.fake, "request_delay", noting)
+    arrived = token_request_arrived(served.fake, monkeypatch)
     served.fake.token_delay = 1.0  # TikTok answers after the Ctrl-C
     process = subprocess.Popen(
         [
