@@ -352,6 +352,7 @@ def test_public_names_are_pinned() -> None:
             "TikTokServerError",
             "TikTokToken",
             "TokenStoreError",
+            "WebhookSignatureError",
             "__version__",
             "generate_code_verifier",
             "unwrap",

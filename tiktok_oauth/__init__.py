@@ -16,6 +16,7 @@ from tiktok_oauth.errors import (
     TikTokOAuthError,
     TikTokServerError,
     TokenStoreError,
+    WebhookSignatureError,
 )
 from tiktok_oauth.keeper import RefreshReport, arefresh_due, refresh_due
 from tiktok_oauth.stores import AsyncTokenStore, MemoryTokenStore, TokenStore
@@ -46,6 +47,7 @@ __all__ = [
     "TikTokToken",
     "TokenStore",
     "TokenStoreError",
+    "WebhookSignatureError",
     "__version__",
     "arefresh_due",
     "generate_code_verifier",
