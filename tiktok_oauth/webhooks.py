@@ -20,7 +20,7 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -31,6 +31,7 @@ from tiktok_oauth.errors import WebhookSignatureError
 __all__ = [
     "AUTHORIZATION_REMOVED",
     "SIGNATURE_HEADER",
+    "Headers",
     "SeenIds",
     "WebhookEvent",
     "WebhookHandler",
@@ -46,6 +47,12 @@ SEEN_FOR = 72 * 3600.0
 
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 _HEX = re.compile(r"[0-9a-fA-F]{64}")
+
+
+class Headers(Protocol):
+    """A request's headers: any mapping of names to values, or anything with `items()` (Werkzeug's)."""
+
+    def items(self) -> Iterable[tuple[str, str]]: ...
 
 
 @dataclass(frozen=True)
@@ -76,7 +83,7 @@ class WebhookEvent:
 
 def verify(
     body: bytes,
-    headers_or_signature: Mapping[str, str] | str | None,
+    headers_or_signature: Headers | str | None,
     client_secret: str,
     *,
     tolerance: float = 300.0,
@@ -105,7 +112,7 @@ def verify(
     return _parse_event(raw_body)
 
 
-def _signature_value(headers_or_signature: Mapping[str, str] | str | None) -> str | None:
+def _signature_value(headers_or_signature: Headers | str | None) -> str | None:
     if headers_or_signature is None or isinstance(headers_or_signature, str):
         return headers_or_signature
     wanted = SIGNATURE_HEADER.lower()
@@ -255,7 +262,7 @@ class WebhookHandler:
     def __repr__(self) -> str:
         return f"WebhookHandler(store={self.store!r}, client_key={self.client_key!r})"
 
-    def handle(self, body: bytes, headers: Mapping[str, str]) -> int:
+    def handle(self, body: bytes, headers: Headers) -> int:
         """Handle one delivery with a sync store; return the HTTP status to answer."""
         if inspect.iscoroutinefunction(getattr(self.store, "get", None)):
             raise TypeError("an async store needs `await handler.ahandle(body, headers)`")
@@ -266,7 +273,7 @@ class WebhookHandler:
             self._marked(event, self._source(event).mark_needs_login(unless_issued_after=event.create_time))
         return self._done(event)
 
-    async def ahandle(self, body: bytes, headers: Mapping[str, str]) -> int:
+    async def ahandle(self, body: bytes, headers: Headers) -> int:
         """Handle one delivery in async code (either store kind); return the HTTP status to answer."""
         event = self._new_event(body, headers)
         if isinstance(event, int):
@@ -280,7 +287,7 @@ class WebhookHandler:
 
     # -- decisions, shared by both ---------------------------------------------------------------------
 
-    def _new_event(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent | int:
+    def _new_event(self, body: bytes, headers: Headers) -> WebhookEvent | int:
         """The event to act on, or the status to answer right away (refused, a repeat, another app's)."""
         try:
             event = verify(body, headers, self._client_secret)
