@@ -351,6 +351,7 @@ def test_public_names_are_pinned() -> None:
             "TikTokOAuthError",
             "TikTokServerError",
             "TikTokToken",
+            "TokenEvent",
             "TokenStoreError",
             "WebhookSignatureError",
             "__version__",

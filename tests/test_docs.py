@@ -114,11 +114,9 @@ def test_every_page_has_samples_or_says_why() -> None:
 
 @pytest.mark.slow
 def test_mkdocs_build_is_strict_clean(tmp_path: Path) -> None:
+    # The docs toolchain is the `docs` extra, not `test`: CI builds the docs strictly with `nox -s docs`.
     if importlib.util.find_spec("mkdocs") is None or importlib.util.find_spec("mkdocstrings") is None:
-        message = "mkdocs and mkdocstrings are not installed (pip install -e '.[test]')"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        pytest.skip("mkdocs and mkdocstrings are not installed (pip install -e '.[docs]'; nox -s docs)")
     result = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
         cwd=ROOT,

@@ -36,6 +36,7 @@ from tiktok_oauth import (
     arefresh_due,
     refresh_due,
 )
+from tiktok_oauth.auth import TokenSource
 from tiktok_oauth.cli import main
 from tiktok_oauth.stores import FileTokenStore
 from tiktok_oauth.testing import FakeTikTok
@@ -322,3 +323,76 @@ def test_a_refresh_that_reached_tiktok_is_stored_whatever_happens_to_its_caller(
     assert fake.grant_count("refresh_token") == 1
     assert base.get(KEY).refresh_token != before
     _verify(fake, world.served, base)
+
+
+# -- locks lost on real servers: PostgreSQL (a terminated session) and Redis (an expired lock) -----------
+
+
+class LosesItsLockAfterReading:
+    """A real store whose lock is lost right after the token source's read under it: the session holding
+    a PostgreSQL advisory lock is terminated, or the Redis lock key expires (deleted)."""
+
+    def __init__(self, store: Any, lose: Callable[[], None]) -> None:
+        self.store, self._lose = store, lose
+        self.lock_timeout = store.lock_timeout
+        self.armed = True
+
+    def get(self, key: str) -> TikTokToken | None:
+        token = self.store.get(key)
+        if self.armed and self._held:
+            self.armed = False
+            self._lose()
+        return token  # type: ignore[no-any-return]
+
+    def set(self, key: str, token: TikTokToken) -> None:
+        self.store.set(key, token)
+
+    def delete(self, key: str) -> None:
+        self.store.delete(key)
+
+    _held = False
+
+    @contextlib.contextmanager
+    def lock(self, key: str) -> Iterator[Any]:
+        with self.store.lock(key) as held:
+            self._held = True
+            try:
+                yield held
+            finally:
+                self._held = False
+
+
+@pytest.fixture(params=["postgres", "redis"])
+def lossy_store(request: pytest.FixtureRequest) -> Iterator[tuple[Any, Any]]:
+    """(the real store, the same store wrapped to lose its lock once after the read under it)."""
+    if request.param == "postgres":
+        from tests.stores._sql_backends import unique_table
+        from tests.stores.test_sql_store_lost_locks import terminate_holder
+        from tiktok_oauth.stores.sql import SQLTokenStore
+
+        url = request.getfixturevalue("postgres_url")
+        table = unique_table(request, url)
+        store = SQLTokenStore(url, table=table, lock_timeout=10.0)
+        yield store, LosesItsLockAfterReading(store, lambda: terminate_holder(url, table, KEY))
+        store.close()
+    else:
+        from tiktok_oauth.stores.redis import RedisTokenStore
+
+        client = request.getfixturevalue("redis_client")
+        store = RedisTokenStore(client, lock_timeout=10.0, lock_blocking_timeout=10.0)
+        yield store, LosesItsLockAfterReading(store, lambda: client.delete(store.lock_name(KEY)))
+
+
+def test_a_lock_lost_on_a_real_server_before_sending_sends_nothing(
+    lossy_store: tuple[Any, Any], fake: FakeTikTok, served: str
+) -> None:
+    base, lossy = lossy_store
+    old = _seed(fake, base)
+    with TikTokOAuth2Client("test-key", SECRET, **fake.endpoints(served)) as client:
+        source = TokenSource.over(client, lossy, KEY)  # the one writer, as every door calls it
+        with pytest.raises(LockLostError):
+            source.renew()
+        assert fake.grant_count("refresh_token") == 0
+        assert base.get(KEY) == old
+        assert source.renew()[0] == "refreshed"  # the next lock is whole again
+    _verify(fake, served, base)

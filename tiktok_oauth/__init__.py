@@ -18,6 +18,7 @@ from tiktok_oauth.errors import (
     TokenStoreError,
     WebhookSignatureError,
 )
+from tiktok_oauth.events import TokenEvent
 from tiktok_oauth.keeper import RefreshReport, arefresh_due, refresh_due
 from tiktok_oauth.stores import AsyncTokenStore, MemoryTokenStore, TokenStore
 from tiktok_oauth.token import TikTokToken
@@ -45,6 +46,7 @@ __all__ = [
     "TikTokOAuthError",
     "TikTokServerError",
     "TikTokToken",
+    "TokenEvent",
     "TokenStore",
     "TokenStoreError",
     "WebhookSignatureError",

@@ -27,6 +27,7 @@ from tiktok_oauth._cli._common import CLIENT_KEY_ENV, CLIENT_SECRET_ENV, CLIErro
 from tiktok_oauth._cli.demo import run_demo
 from tiktok_oauth._cli.login import run_login
 from tiktok_oauth._cli.refresh_all import add_options as add_refresh_all_options
+from tiktok_oauth._cli.refresh_all import parse_duration
 from tiktok_oauth._cli.tokens import list_tokens, refresh_token, revoke_token, show_token
 from tiktok_oauth.errors import ReauthorizationRequiredError, TikTokOAuthError
 
@@ -87,6 +88,11 @@ def _store_options() -> argparse.ArgumentParser:
         metavar="DIR_OR_URL",
         help="a FileTokenStore directory, a redis:// or rediss:// URL, or an SQLAlchemy URL "
         f"(sqlite:///..., postgresql://...) (default: {default_store_path()})",
+    )
+    parent.add_argument(
+        "--table",
+        metavar="NAME",
+        help="the table of an SQL --store (default: tiktok_oauth_tokens; also ?table=NAME in the URL)",
     )
     parent.add_argument(
         "--encryption-key",
@@ -216,6 +222,16 @@ def build_parser() -> argparse.ArgumentParser:
         "token expire (expired ones marked). Never a secret.",
     )
     listing.add_argument("--json", action="store_true", help="print one JSON array of objects")
+    listing.add_argument(
+        "--needs-login",
+        nargs="?",
+        const=0.0,
+        default=None,
+        type=parse_duration,
+        metavar="BEFORE",
+        help="only the users who must log in again: keys marked needs_login and, with BEFORE (7d, 12h), "
+        "those whose refresh token expires within it",
+    )
     listing.set_defaults(handler=list_tokens)
     return parser
 

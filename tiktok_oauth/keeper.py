@@ -29,6 +29,7 @@ from tiktok_oauth.errors import (
     ReauthorizationRequiredError,
     TokenStoreError,
 )
+from tiktok_oauth.events import OnEvent, TokenEvent, emit
 from tiktok_oauth.token import TikTokToken
 
 __all__ = ["RefreshReport", "arefresh_due", "refresh_due"]
@@ -125,6 +126,7 @@ class _Key:
         if self.source.unsaved is not None:  # refreshed, but the store refused the new token
             if self.write_retries < len(WRITE_RETRIES):
                 self.write_retries += 1
+                emit(self.source.on_event, [TokenEvent.of("write_retried", self.source.key, error=error)])
                 logger.warning(
                     "key %r: the refreshed token could not be written (%s); retrying", self.source.key, error
                 )
@@ -148,8 +150,11 @@ class _Key:
 class _Run:
     """One keeper run's shared state: the sources' settings, the back-off, the report and the progress."""
 
-    def __init__(self, client: Any, store: Any, within: float, progress: Progress | None) -> None:
+    def __init__(
+        self, client: Any, store: Any, within: float, progress: Progress | None, on_event: OnEvent | None
+    ) -> None:
         self.client, self.store, self.within, self.progress = client, store, within, progress
+        self.on_event = on_event
         self.is_async_store = inspect.iscoroutinefunction(getattr(store, "get", None))
         self.backoff = _Backoff()
         self.report = RefreshReport()
@@ -165,6 +170,7 @@ class _Run:
             recheck=0.0,
             client_credentials=False,
             is_async_store=self.is_async_store,
+            on_event=self.on_event,
         )
         return _Key(source, self.backoff)
 
@@ -293,6 +299,7 @@ def refresh_due(
     keys: Iterable[str] | None = None,
     concurrency: int = 8,
     progress: Progress | None = None,
+    on_event: OnEvent | None = None,
 ) -> RefreshReport:
     """Refresh every token whose access token expires within `within` seconds, `concurrency` at a time.
 
@@ -307,7 +314,7 @@ def refresh_due(
         raise TypeError(
             "refresh_due needs a TikTokOAuth2Client; use arefresh_due with an AsyncTikTokOAuth2Client"
         )
-    run = _Run(client, store, within, progress)
+    run = _Run(client, store, within, progress, on_event)
     if run.is_async_store:
         raise TypeError("refresh_due needs a sync store; use arefresh_due with an async store")
     candidates = _shuffled(_candidates(store, within, keys), random.Random())  # noqa: S311 - an order, not a secret
@@ -334,6 +341,7 @@ async def arefresh_due(
     keys: Iterable[str] | None = None,
     concurrency: int = 8,
     progress: Progress | None = None,
+    on_event: OnEvent | None = None,
 ) -> RefreshReport:
     """`refresh_due` for an `AsyncTikTokOAuth2Client`: `concurrency` worker tasks on a bounded queue."""
     import asyncio  # noqa: PLC0415
@@ -342,7 +350,7 @@ async def arefresh_due(
         raise TypeError(
             "arefresh_due needs an AsyncTikTokOAuth2Client; use refresh_due with a TikTokOAuth2Client"
         )
-    run = _Run(client, store, within, progress)
+    run = _Run(client, store, within, progress, on_event)
     queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=2 * max(1, concurrency))
 
     async def worker() -> None:

@@ -27,6 +27,7 @@ from tiktok_oauth import _clock
 from tiktok_oauth.auth import TikTokAuth, TokenSource
 from tiktok_oauth.client import AsyncTikTokOAuth2Client, TikTokOAuth2Client
 from tiktok_oauth.errors import StateMismatchError, TikTokOAuthError, TikTokServerError
+from tiktok_oauth.events import OnEvent
 from tiktok_oauth.stores import AsyncTokenStore, MemoryTokenStore, TokenStore
 from tiktok_oauth.token import TikTokToken
 
@@ -116,6 +117,7 @@ class TikTokLogin:
             TikTok settings reject it.
         max_age: seconds a begun login may take to come back; an older callback is refused.
         session_key: the session key holding the pending logins.
+        on_event: called with a `TokenEvent` (`"logged_in"`) after each login is stored, outside the lock.
     """
 
     def __init__(
@@ -126,6 +128,7 @@ class TikTokLogin:
         pkce: bool = True,
         max_age: float = 600.0,
         session_key: str = "tiktok_oauth",
+        on_event: OnEvent | None = None,
     ) -> None:
         if not isinstance(client, TikTokOAuth2Client | AsyncTikTokOAuth2Client):
             raise TypeError("client must be a TikTokOAuth2Client or an AsyncTikTokOAuth2Client")
@@ -136,6 +139,7 @@ class TikTokLogin:
         self.pkce = pkce
         self.max_age = max_age
         self.session_key = session_key
+        self.on_event = on_event
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(client={self.client!r}, store={self.store!r})"
@@ -209,7 +213,8 @@ class TikTokLogin:
             redirect_uri=login.redirect_uri,
         )
         key = _key_of(token)
-        TokenSource.over(client, self.store, key).store_login(token)  # under the lock: the one writer
+        source = TokenSource.over(client, self.store, key, on_event=self.on_event)
+        source.store_login(token)  # under the lock: the one writer
         return LoginResult(token, key, login.next)
 
     async def acomplete(self, session: Session, callback_url: str) -> LoginResult:
@@ -230,7 +235,8 @@ class TikTokLogin:
         else:
             token = await asyncio.to_thread(client.fetch_token, **exchange)
         key = _key_of(token)
-        await TokenSource.over(client, self.store, key).astore_login(token)  # under the lock: the one writer
+        source = TokenSource.over(client, self.store, key, on_event=self.on_event)
+        await source.astore_login(token)  # under the lock: the one writer
         return LoginResult(token, key, login.next)
 
     def auth(self, key: str) -> TikTokAuth:

@@ -121,7 +121,7 @@ def test_refresh_with_a_revoked_grant_says_log_in_again(
     assert result.err.startswith("error: invalid_grant: Refresh token is invalid or revoked.")
     assert "[log_id " in result.err
     assert result.err.endswith(" (run `tiktok-oauth login` again)\n")
-    assert store.get("test-open-id") == token  # a failed refresh changes nothing
+    assert store.get("test-open-id") == {**token, "needs_login": True}  # kept, marked: never sent again
 
 
 def test_revoke_revokes_at_tiktok_and_deletes_the_stored_token(

@@ -62,7 +62,7 @@ def test_refresh_all_exits_1_naming_keys_that_failed_or_need_a_login(
     assert result.code == 1
     assert "1 refreshed, 0 fresh, 1 need a new login, 0 failed" in result.out
     assert "needs a new login: bob (run `tiktok-oauth login` again)" in result.err
-    assert store.get("bob") == revoked
+    assert store.get("bob") == {**revoked, "needs_login": True}  # kept, marked: never sent again
     served.fake.fail_next(status=503, times=10)
     _issue(served, store, "carol", expires_in=60)
     failed = cli("token", "refresh", "--all", "--due", "5m", *served.options, "--store", url)

@@ -145,7 +145,7 @@ def open_store(
     value: str | None = args.store
     key = _encryption_key(args, environ)
     try:
-        store = from_url(value or str(default_store_path()), encryption_key=key)
+        store = from_url(value or str(default_store_path()), encryption_key=key, table=args.table)
     except ValueError as exc:  # an unknown URL scheme or a malformed key: never quoted, a usage error
         raise CLIError(str(exc), exit_code=2) from None
     if key is None and secrets:
@@ -215,10 +215,17 @@ class KeyNotGiven:
 
 
 def where(store: Any) -> str:
-    """How messages name a store: a file store's directory, else its repr (never a password)."""
-    inner = getattr(store, "inner", store)
-    path = getattr(inner, "path", None)
-    return str(path) if path is not None else repr(inner)
+    """How messages name a store, every layer of it: a file store's directory, an SQL or Redis store's repr
+    (never a password), wrapped as `EncryptedTokenStore(...)` when encrypted."""
+    if isinstance(store, KeyNotGiven):  # the CLI's own guard, not a layer of the user's store
+        return where(store.inner)
+    path = getattr(store, "path", None)
+    if path is not None:
+        return str(path)
+    inner = getattr(store, "inner", None)
+    if inner is not None:  # a wrapper such as EncryptedTokenStore
+        return f"{type(store).__name__}({where(inner)})"
+    return repr(store)
 
 
 def relative_time(moment: float, now: float) -> str:

@@ -65,11 +65,16 @@ def list_tokens(args: argparse.Namespace) -> int:
     """One line per stored token (key, open_id, scopes, expiries; expired ones marked), or `--json`."""
     store = open_store(args)
     now = _clock.now()
+    within: float | None = args.needs_login  # None: every token; else the users who must log in again
     rows = []
     for key in sorted(store.keys()):
         token = store.get(key)
         if token is None:
             continue  # deleted meanwhile
+        if within is not None and not (
+            token.needs_login or (within > 0 and token.is_refresh_expired(leeway=within))
+        ):
+            continue
         rows.append(
             {
                 "key": key,
@@ -78,13 +83,18 @@ def list_tokens(args: argparse.Namespace) -> int:
                 "expires_at": token.expires_at,
                 "refresh_expires_at": token.refresh_expires_at,
                 "expired": token.is_expired(),
+                "needs_login": token.needs_login,
             }
         )
     if args.json:
         print(json.dumps(rows))
         return 0
     if not rows:
-        print(f"No tokens in {where(store)}.")
+        print(
+            f"No tokens in {where(store)}."
+            if within is None
+            else f"Nobody must log in again in {where(store)}."
+        )
         return 0
     table = [("KEY", "OPEN_ID", "SCOPES", "ACCESS EXPIRES", "REFRESH EXPIRES")]
     table += [
@@ -93,7 +103,7 @@ def list_tokens(args: argparse.Namespace) -> int:
             row["open_id"] or "-",
             ",".join(row["scopes"]) or "-",
             _when(row["expires_at"], now),
-            _when(row["refresh_expires_at"], now),
+            _when(row["refresh_expires_at"], now) + (" (needs login)" if row["needs_login"] else ""),
         )
         for row in rows
     ]

@@ -33,12 +33,14 @@ from tiktok_oauth import _clock
 from tiktok_oauth.auth._locks import StoreSection, locks, wait_limit
 from tiktok_oauth.client import AsyncTikTokOAuth2Client, TikTokOAuth2Client
 from tiktok_oauth.errors import (
+    LockLostError,
     NothingStoredError,
     RateLimitedError,
     ReauthorizationRequiredError,
     TikTokOAuthError,
     TikTokServerError,
 )
+from tiktok_oauth.events import EventKind, OnEvent, TokenEvent, emit
 from tiktok_oauth.stores import HeldLock
 from tiktok_oauth.token import TikTokToken
 
@@ -69,8 +71,10 @@ class TokenSource:
         recheck: float,
         client_credentials: bool,
         is_async_store: bool,
+        on_event: OnEvent | None = None,
     ) -> None:
         self.client = client
+        self.on_event = on_event
         self.store = store
         self.key = key
         self.leeway = leeway
@@ -97,6 +101,7 @@ class TokenSource:
         leeway: float = 60.0,
         recheck: float = 60.0,
         client_credentials: bool = False,
+        on_event: OnEvent | None = None,
     ) -> TokenSource:
         """The source of `key` in `store`, whatever the store's kind (sync or async)."""
         return cls(
@@ -107,6 +112,7 @@ class TokenSource:
             recheck=recheck,
             client_credentials=client_credentials,
             is_async_store=inspect.iscoroutinefunction(getattr(store, "get", None)),
+            on_event=on_event,
         )
 
     # -- decisions, shared by the sync and async paths -----------------------------------------------
@@ -191,10 +197,11 @@ class TokenSource:
         logger.debug("key %r: the stored token is good (another caller may have refreshed it)", self.key)
         return "fresh", self.remember(token)
 
-    def _saved(self) -> tuple[Outcome, TikTokToken]:
+    def _saved(self, events: list[TokenEvent]) -> tuple[Outcome, TikTokToken]:
         """The new token has reached the store: use it from now on."""
         fresh, self.unsaved, self.replaces = self.unsaved, None, None
         assert fresh is not None
+        events.append(self._event("refreshed", fresh))
         return "refreshed", self.remember(fresh)
 
     def _marked(self, token: TikTokToken) -> TikTokToken:
@@ -215,21 +222,51 @@ class TokenSource:
     def mark_needs_login(self, *, unless_issued_after: float | None = None) -> bool:
         """Mark the stored token `needs_login` under the locks (a webhook said the grant was removed);
         not if it was issued after `unless_issued_after` (the user logged in again). Whether it marked."""
-        with self._section():
+        with self._reporting() as events, self._section():
             marked = self._to_mark(self.store.get(self.key), unless_issued_after)
             if marked is not None:
                 self.store.set(self.key, marked)
                 self.unsaved = self.replaces = None
+                events.append(self._event("needs_login", marked))
             return marked is not None
 
     async def amark_needs_login(self, *, unless_issued_after: float | None = None) -> bool:
         """`mark_needs_login` for async code (either store kind)."""
-        async with self._asection() as section:
-            marked = self._to_mark(await section.call("get", self.key), unless_issued_after)
-            if marked is not None:
-                await section.call("set", self.key, marked)
-                self.unsaved = self.replaces = None
-            return marked is not None
+        with self._reporting() as events:
+            async with self._asection() as section:
+                marked = self._to_mark(await section.call("get", self.key), unless_issued_after)
+                if marked is not None:
+                    await section.call("set", self.key, marked)
+                    self.unsaved = self.replaces = None
+                    events.append(self._event("needs_login", marked))
+                return marked is not None
+
+    @contextlib.contextmanager
+    def _reporting(self) -> Iterator[list[TokenEvent]]:
+        """Collect the events of one locked section; deliver them once it has ended (outside every lock)."""
+        events: list[TokenEvent] = []
+        try:
+            yield events
+        except LockLostError as exc:
+            events.append(TokenEvent.of("lock_lost", self.key, error=exc))
+            raise
+        finally:
+            emit(self.on_event, events)
+
+    def _event(
+        self, kind: EventKind, token: TikTokToken | None, error: Exception | None = None
+    ) -> TokenEvent:
+        return TokenEvent.of(kind, self.key, None if token is None else token.open_id, error)
+
+    def _refresh_failed(
+        self, events: list[TokenEvent], current: TikTokToken, error: TikTokOAuthError
+    ) -> TikTokToken | None:
+        """A refresh failed: its events; the marked token to write when TikTok refused the refresh token."""
+        events.append(self._event("refresh_failed", current, error))
+        if not isinstance(error, ReauthorizationRequiredError):
+            return None
+        events.append(self._event("needs_login", current, error))
+        return self._marked(current)
 
     def _got(self, fresh: TikTokToken, replaced: TikTokToken | None) -> TikTokToken:
         """TikTok answered with `fresh`: hold it until the store has it (see `unsaved`)."""
@@ -298,10 +335,10 @@ class TokenSource:
     def renew(self, rejected: str | None = None) -> tuple[Outcome, TikTokToken]:
         """Under the locks: read again; renew only if the token is still the stale one."""
         client = self._sync_client()
-        with self._section() as held:
+        with self._reporting() as events, self._section() as held:
             current = self._read_locked()
             if self.unsaved is not None:  # written just now: our earlier refresh is done
-                return self._saved()
+                return self._saved(events)
             if self._usable(current, rejected):
                 assert current is not None
                 return self._reuse(current)
@@ -315,11 +352,13 @@ class TokenSource:
                     assert current is not None
                     try:
                         self._got(client.refresh_token(current), current)
-                    except ReauthorizationRequiredError:
-                        self.store.set(self.key, self._marked(current))  # never sent again
+                    except TikTokOAuthError as exc:
+                        marked = self._refresh_failed(events, current, exc)
+                        if marked is not None:
+                            self.store.set(self.key, marked)  # never sent again
                         raise
                 self.store.set(self.key, self.unsaved)
-            return self._saved()
+            return self._saved(events)
 
     def refresh_now(self) -> tuple[Outcome, TikTokToken]:
         """Refresh the stored token now (the CLI's `token refresh`), unless someone else just did."""
@@ -331,21 +370,23 @@ class TokenSource:
 
     def store_login(self, token: TikTokToken) -> TikTokToken:
         """Write a new login's token under the locks: a refresh of the old grant in flight cannot undo it."""
-        with self._section():
+        with self._reporting() as events, self._section():
             self.store.set(self.key, token)
             self.unsaved = self.replaces = None
+            events.append(self._event("logged_in", token))
         return self.remember(token)
 
     def logout(self) -> None:
         """Revoke the stored token at TikTok and delete it, under the locks."""
         client = self._sync_client()
-        with self._section():
+        with self._reporting() as events, self._section():
             current = self._read_locked() or self.unsaved
             if current is not None:
                 try:
                     client.revoke_token(current)
                 except TikTokOAuthError as exc:
                     _unless_already_revoked(exc)
+                events.append(self._event("revoked", current))
             self.store.delete(self.key)
             self.unsaved = self.replaces = None
             self.forget()
@@ -406,9 +447,11 @@ class TokenSource:
 
     async def astore_login(self, token: TikTokToken) -> TikTokToken:
         """`store_login` for async code."""
-        async with self._asection() as section:
-            await section.call("set", self.key, token)
-            self.unsaved = self.replaces = None
+        with self._reporting() as events:
+            async with self._asection() as section:
+                await section.call("set", self.key, token)
+                self.unsaved = self.replaces = None
+                events.append(self._event("logged_in", token))
         return self.remember(token)
 
     async def _aread_locked(self, section: StoreSection) -> TikTokToken | None:
@@ -435,42 +478,47 @@ class TokenSource:
         import asyncio  # noqa: PLC0415
 
         client = self._async_client()
-        async with self._asection() as section:
-            current = await self._aread_locked(section)
-            if self.unsaved is not None:  # written just now: our earlier refresh is done
-                return self._saved()
-            if self._usable(current, rejected):
-                assert current is not None
-                return self._reuse(current)
-            grant = self._renewal(current, rejected)
-            await section.check()  # a lock lost by now guards nothing: send nothing
-            task = asyncio.current_task()
-            assert isinstance(task, _refresh_task_class())
-            task.sent = True  # from here on, only this section's own timeouts can cancel it
-            if grant == "client":
-                self._got(await client.fetch_client_token(), current)
-            else:
-                assert current is not None
-                try:
-                    self._got(await client.refresh_token(current), current)
-                except ReauthorizationRequiredError:
-                    await section.call("set", self.key, self._marked(current))  # never sent again
-                    raise
-            await section.call("set", self.key, self.unsaved)
-            return self._saved()
+        with self._reporting() as events:
+            async with self._asection() as section:
+                current = await self._aread_locked(section)
+                if self.unsaved is not None:  # written just now: our earlier refresh is done
+                    return self._saved(events)
+                if self._usable(current, rejected):
+                    assert current is not None
+                    return self._reuse(current)
+                grant = self._renewal(current, rejected)
+                await section.check()  # a lock lost by now guards nothing: send nothing
+                task = asyncio.current_task()
+                assert isinstance(task, _refresh_task_class())
+                task.sent = True  # from here on, only this section's own timeouts can cancel it
+                if grant == "client":
+                    self._got(await client.fetch_client_token(), current)
+                else:
+                    assert current is not None
+                    try:
+                        self._got(await client.refresh_token(current), current)
+                    except TikTokOAuthError as exc:
+                        marked = self._refresh_failed(events, current, exc)
+                        if marked is not None:
+                            await section.call("set", self.key, marked)  # never sent again
+                        raise
+                await section.call("set", self.key, self.unsaved)
+                return self._saved(events)
 
     async def alogout(self) -> None:
         client = self._async_client()
-        async with self._asection() as section:
-            current = await self._aread_locked(section) or self.unsaved
-            if current is not None:
-                try:
-                    await client.revoke_token(current)
-                except TikTokOAuthError as exc:
-                    _unless_already_revoked(exc)
-            await section.call("delete", self.key)
-            self.unsaved = self.replaces = None
-            self.forget()
+        with self._reporting() as events:
+            async with self._asection() as section:
+                current = await self._aread_locked(section) or self.unsaved
+                if current is not None:
+                    try:
+                        await client.revoke_token(current)
+                    except TikTokOAuthError as exc:
+                        _unless_already_revoked(exc)
+                    events.append(self._event("revoked", current))
+                await section.call("delete", self.key)
+                self.unsaved = self.replaces = None
+                self.forget()
 
 
 #: Revoke errors that say nothing about the token (our credentials are wrong): the logout fails.

@@ -15,20 +15,24 @@ _SQL_SCHEMES = ("sqlite", "postgresql")
 
 
 def from_url(
-    url: str | os.PathLike[str], *, encryption_key: str | bytes | Sequence[str | bytes] | None = None
+    url: str | os.PathLike[str],
+    *,
+    encryption_key: str | bytes | Sequence[str | bytes] | None = None,
+    table: str | None = None,
 ) -> Any:
     """The store `url` names, connecting only when first used.
 
     - a directory path (or `file:///path`): `FileTokenStore`;
     - `redis://` / `rediss://`: `RedisTokenStore` (redis-py, with 5 s socket timeouts);
     - `sqlite:///...`, `postgresql://...` (or an SQLAlchemy `+driver` form): `SQLTokenStore` (psycopg 3 for
-      PostgreSQL).
+      PostgreSQL), in `table` (or `?table=NAME` in the URL; default `tiktok_oauth_tokens`), with
+      `?pool_size=N` for its pool.
 
     `encryption_key` (one Fernet key, several comma-separated in one string, or a list: the first encrypts)
     wraps the store in an `EncryptedTokenStore`; an empty one (`""`, `b""`, `[]`) raises `ValueError`, never
     turning encryption off. Only `None` means "not encrypted".
     """
-    store = _plain(os.fspath(url))
+    store = _plain(os.fspath(url), table)
     if encryption_key is not None:
         from tiktok_oauth.stores.encrypted import EncryptedTokenStore  # noqa: PLC0415
 
@@ -43,9 +47,13 @@ def from_url(
     return store
 
 
-def _plain(url: str) -> Any:
+def _plain(url: str, table: str | None) -> Any:
     scheme = urlsplit(url).scheme.lower() if "://" in url else ""
     base = scheme.split("+", 1)[0]
+    if base in _SQL_SCHEMES:
+        return _sql(url, table)
+    if table is not None:
+        raise ValueError("a table applies to SQL stores only (sqlite:///..., postgresql://...)")
     if not scheme or scheme == "file":
         from tiktok_oauth.stores.file import FileTokenStore  # noqa: PLC0415
 
@@ -57,10 +65,24 @@ def _plain(url: str) -> Any:
         from tiktok_oauth.stores.redis import RedisTokenStore  # noqa: PLC0415
 
         return RedisTokenStore(redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5))
-    if base in _SQL_SCHEMES:
-        from tiktok_oauth.stores.sql import SQLTokenStore  # noqa: PLC0415 - extra "sql"
-
-        return SQLTokenStore(url)
     raise ValueError(
         f"unknown store URL scheme {scheme!r}: give a directory, redis://, rediss://, sqlite:/// or postgresql://"
     )
+
+
+def _sql(url: str, table: str | None) -> Any:
+    """`SQLTokenStore` at `url`: its table from `table`, else `?table=` (taken out of the URL), else the default."""
+    from sqlalchemy.engine import make_url  # noqa: PLC0415 - extra "sql"
+
+    from tiktok_oauth.stores.sql import SQLTokenStore  # noqa: PLC0415 - extra "sql"
+
+    parsed = make_url(url)
+    in_url = parsed.query.get("table")
+    if isinstance(in_url, tuple):
+        raise ValueError("give ?table= once in the store URL")  # noqa: TRY004 - a malformed URL: a value error
+    chosen = table if table is not None else in_url
+    if chosen is not None and not chosen:
+        raise ValueError("an empty table name")
+    parsed = parsed.difference_update_query(["table"])
+    plain = parsed.render_as_string(hide_password=False)
+    return SQLTokenStore(plain) if chosen is None else SQLTokenStore(plain, table=chosen)

@@ -301,6 +301,19 @@ class FakeTikTok:
 
         mount_requests_adapter(self, session)
 
+    def respx(self, router: Any) -> Any:
+        """Answer TikTok's hosts from this fake inside a respx router; return the `respx.Route` added.
+
+        `router` is `respx.mock` (or the router it yields), a `respx.MockRouter`, or the `respx_mock`
+        fixture. Requests of httpx clients, sync or async, to `https://open.tiktokapis.com` and
+        `https://www.tiktok.com` go to the fake (with its faults and delays); every other request is left to
+        the router's other routes. Routes added before this call match first, so a test can still answer one
+        TikTok URL itself. The route counts as unused (respx's `assert_all_called`) if no request reached it.
+        """
+        from tiktok_oauth.testing._transports import add_respx_route  # noqa: PLC0415
+
+        return add_respx_route(self, router)
+
     @contextmanager
     def serve(self) -> Iterator[str]:
         """Serve the endpoints on a loopback HTTP server; yield its base URL, stop it on exit.

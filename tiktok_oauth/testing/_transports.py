@@ -1,4 +1,4 @@
-"""Transports that hand requests to a `FakeTikTok`: httpx sync, httpx async, and a requests adapter."""
+"""Transports that hand requests to a `FakeTikTok`: httpx sync, httpx async, a requests adapter, a respx route."""
 
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ if TYPE_CHECKING:
 
     from tiktok_oauth.testing._fake import FakeTikTok
 
-__all__ = ["FakeAsyncTransport", "FakeTransport", "mount_requests_adapter"]
+__all__ = ["FakeAsyncTransport", "FakeTransport", "add_respx_route", "mount_requests_adapter"]
 
 TIKTOK_ORIGINS = ("https://open.tiktokapis.com", "https://www.tiktok.com")
+TIKTOK_HOSTS = tuple(origin.removeprefix("https://") for origin in TIKTOK_ORIGINS)
 
 
 class FakeTransport(httpx.BaseTransport):
@@ -62,6 +63,16 @@ class FakeAsyncTransport(httpx.AsyncBaseTransport):
             answer.status, headers=answer.headers, content=answer.body, request=request
         )
         return response
+
+
+def add_respx_route(fake: FakeTikTok, router: Any) -> Any:
+    """Add to a respx `router` one route for TikTok's two origins, answered by `fake`; return the route.
+
+    respx hands the route an `httpx.Request` whose body it has already read, from sync and async clients
+    alike, so the sync transport answers both (a `token_delay` then blocks an event loop: a test's knob).
+    """
+    transport = FakeTransport(fake)
+    return router.route(scheme="https", host__in=TIKTOK_HOSTS).mock(side_effect=transport.handle_request)
 
 
 def mount_requests_adapter(fake: FakeTikTok, session: Any) -> None:
