@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import SECRET
 from tests.test_auth import AsyncDictStore
-from tiktok_oauth import MemoryTokenStore, TikTokToken, WebhookSignatureError, _clock
+from tiktok_oauth import MemoryTokenStore, TikTokToken, TokenEvent, WebhookSignatureError, _clock
 from tiktok_oauth.testing import FakeTikTok
 from tiktok_oauth.webhooks import WebhookEvent, WebhookHandler, verify
 
@@ -91,8 +91,17 @@ def events() -> list[WebhookEvent]:
 
 
 @pytest.fixture
-def handler(store: CountingStore, events: list[WebhookEvent]) -> WebhookHandler:
-    return WebhookHandler(SECRET, store, client_key=CLIENT_KEY, on_webhook=events.append)
+def token_events() -> list[TokenEvent]:
+    return []
+
+
+@pytest.fixture
+def handler(
+    store: CountingStore, events: list[WebhookEvent], token_events: list[TokenEvent]
+) -> WebhookHandler:
+    return WebhookHandler(
+        SECRET, store, client_key=CLIENT_KEY, on_webhook=events.append, on_event=token_events.append
+    )
 
 
 # -- verify ------------------------------------------------------------------------------------------
@@ -214,8 +223,11 @@ MALFORMED_BODIES: dict[str, bytes] = {
 }
 
 
-def _assert_nothing_changed(store: CountingStore, events: list[WebhookEvent]) -> None:
+def _assert_nothing_changed(
+    store: CountingStore, events: list[WebhookEvent], token_events: list[TokenEvent]
+) -> None:
     assert store.writes == 0
+    assert token_events == []
     token = store.get("alice")
     assert token is not None
     assert not token.needs_login
@@ -232,15 +244,17 @@ def _assert_no_secret(text: str, body: bytes) -> None:
 @pytest.mark.parametrize("case", list(BAD_SIGNATURES))
 def test_a_bad_signature_is_401_and_changes_nothing(
     case: str,
+    *,
     handler: WebhookHandler,
     store: CountingStore,
     events: list[WebhookEvent],
+    token_events: list[TokenEvent],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     body, headers = BAD_SIGNATURES[case](make_body())
     assert handler.handle(body, headers) == 401
-    _assert_nothing_changed(store, events)
+    _assert_nothing_changed(store, events, token_events)
     with pytest.raises(WebhookSignatureError) as caught:
         verify(body, headers, SECRET)
     assert caught.value.status_code == 401
@@ -251,15 +265,17 @@ def test_a_bad_signature_is_401_and_changes_nothing(
 @pytest.mark.parametrize("case", list(MALFORMED_BODIES))
 def test_a_signed_body_that_is_not_tiktoks_json_is_400_and_changes_nothing(
     case: str,
+    *,
     handler: WebhookHandler,
     store: CountingStore,
     events: list[WebhookEvent],
+    token_events: list[TokenEvent],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     body = MALFORMED_BODIES[case]
     assert handler.handle(body, sign(body)) == 400
-    _assert_nothing_changed(store, events)
+    _assert_nothing_changed(store, events, token_events)
     with pytest.raises(WebhookSignatureError) as caught:
         verify(body, sign(body), SECRET)
     assert (caught.value.status_code, caught.value.error) == (400, "malformed_body")
@@ -270,12 +286,13 @@ def test_another_apps_delivery_is_200_and_changes_nothing(
     handler: WebhookHandler,
     store: CountingStore,
     events: list[WebhookEvent],
+    token_events: list[TokenEvent],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     body = make_body(client_key="another-app")
     assert handler.handle(body, sign(body)) == 200
-    _assert_nothing_changed(store, events)
+    _assert_nothing_changed(store, events, token_events)
     _assert_no_secret(caplog.text, body)
 
 
@@ -309,6 +326,7 @@ def test_a_removed_grant_marks_the_users_token_needs_login(
     handler: WebhookHandler,
     store: CountingStore,
     events: list[WebhookEvent],
+    token_events: list[TokenEvent],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
@@ -320,10 +338,15 @@ def test_a_removed_grant_marks_the_users_token_needs_login(
     assert token.access_token == "act.alice"  # marked, not replaced or deleted
     assert store.writes == 1
     assert [event.user_openid for event in events] == ["alice"]
+    assert [(e.kind, e.key, e.open_id, e.error) for e in token_events] == [
+        ("needs_login", "alice", "alice", None)
+    ]
     _assert_no_secret(caplog.text, body)
 
 
-def test_a_token_issued_after_the_event_is_left_alone(handler: WebhookHandler, store: CountingStore) -> None:
+def test_a_token_issued_after_the_event_is_left_alone(
+    handler: WebhookHandler, store: CountingStore, token_events: list[TokenEvent]
+) -> None:
     """TikTok retries for 72 hours: a delivery may arrive after the user logged in again."""
     store.set("alice", token_for("alice", _clock.now()))
     store.writes = 0
@@ -331,13 +354,31 @@ def test_a_token_issued_after_the_event_is_left_alone(handler: WebhookHandler, s
     assert handler.handle(body, sign(body)) == 200
     assert not store.get("alice").needs_login  # type: ignore[union-attr]
     assert store.writes == 0
+    assert token_events == []
+
+
+def test_an_on_event_that_raises_changes_nothing(
+    store: CountingStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    def on_event(event: TokenEvent) -> None:
+        raise RuntimeError("the app's metrics are down")
+
+    handler = WebhookHandler(SECRET, store, on_event=on_event)
+    body = make_body()
+    assert handler.handle(body, sign(body)) == 200
+    assert store.get("alice").needs_login  # type: ignore[union-attr]
+    assert "on_event raised" in caplog.text
 
 
 def test_key_for_names_the_stored_key(store: CountingStore) -> None:
     store.set("user:alice", token_for("alice", _clock.now() - HOUR))
-    handler = WebhookHandler(SECRET, store, key_for=lambda open_id: f"user:{open_id}")
+    token_events: list[TokenEvent] = []
+    handler = WebhookHandler(
+        SECRET, store, key_for=lambda open_id: f"user:{open_id}", on_event=token_events.append
+    )
     body = make_body()
     assert handler.handle(body, sign(body)) == 200
+    assert [(event.key, event.open_id) for event in token_events] == [("user:alice", "alice")]
     assert store.get("user:alice").needs_login  # type: ignore[union-attr]
     assert not store.get("alice").needs_login  # type: ignore[union-attr]
 
@@ -413,11 +454,12 @@ def test_handle_refuses_an_async_store() -> None:
 @pytest.mark.parametrize("kind", ["sync store", "async store"])
 def test_ahandle_marks_with_either_store_kind(kind: str) -> None:
     store: Any = MemoryTokenStore() if kind == "sync store" else AsyncDictStore()
+    token_events: list[TokenEvent] = []
 
     async def scenario() -> tuple[int, int, TikTokToken | None]:
         token = token_for("alice", _clock.now() - HOUR)
         await store.set("alice", token) if kind == "async store" else store.set("alice", token)
-        handler = WebhookHandler(SECRET, store)
+        handler = WebhookHandler(SECRET, store, on_event=token_events.append)
         body = make_body()
         bad = await handler.ahandle(body, sign(body, secret="wrong"))
         good = await handler.ahandle(body, sign(body))
@@ -428,6 +470,7 @@ def test_ahandle_marks_with_either_store_kind(kind: str) -> None:
     assert (bad, good) == (401, 200)
     assert stored is not None
     assert stored.needs_login
+    assert [event.kind for event in token_events] == ["needs_login"]
 
 
 def test_the_handlers_repr_shows_no_secret(handler: WebhookHandler) -> None:

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from tiktok_oauth import _clock
 from tiktok_oauth.auth import TokenSource
 from tiktok_oauth.errors import WebhookSignatureError
+from tiktok_oauth.events import OnEvent
 
 __all__ = [
     "AUTHORIZATION_REMOVED",
@@ -238,7 +239,9 @@ class WebhookHandler:
       own work; if it raises, the delivery is not marked seen and the error reaches the framework.
     - For `authorization.removed` the token under `key_for(open_id)` (default: the open_id, as the web login
       stores it) is marked `needs_login` under the store's lock, unless it was issued after the event (the
-      user logged in again since). With `client_key` given, another app's deliveries are ignored.
+      user logged in again since), and a `TokenEvent` of kind `"needs_login"` goes to `on_event` when it
+      was marked (after the lock is released; a callback that raises is logged and changes nothing). With
+      `client_key` given, another app's deliveries are ignored.
     """
 
     def __init__(
@@ -249,6 +252,7 @@ class WebhookHandler:
         client_key: str | None = None,
         key_for: Callable[[str], str] | None = None,
         on_webhook: Callable[[WebhookEvent], object] | None = None,
+        on_event: OnEvent | None = None,
         seen: SeenIds | None = None,
     ) -> None:
         """Handle deliveries signed with `client_secret`, acting on the tokens of `store`."""
@@ -257,6 +261,7 @@ class WebhookHandler:
         self.client_key = client_key
         self.key_for: Callable[[str], str] = key_for if key_for is not None else _same
         self.on_webhook = on_webhook
+        self.on_event = on_event
         self.seen: SeenIds = seen if seen is not None else _RecentIds()
 
     def __repr__(self) -> str:
@@ -303,7 +308,7 @@ class WebhookHandler:
         return event
 
     def _source(self, event: WebhookEvent) -> TokenSource:
-        return TokenSource.over(None, self.store, self.key_for(event.user_openid))
+        return TokenSource.over(None, self.store, self.key_for(event.user_openid), on_event=self.on_event)
 
     def _marked(self, event: WebhookEvent, marked: bool) -> None:
         key = self.key_for(event.user_openid)

@@ -32,6 +32,7 @@ from tiktok_oauth import (
     TikTokAuth,
     TikTokOAuth2Client,
     TikTokToken,
+    TokenEvent,
 )
 from tiktok_oauth.integrations import django as django_flavour
 from tiktok_oauth.integrations import flask as flask_flavour
@@ -67,8 +68,21 @@ def events() -> list[WebhookEvent]:
 
 
 @pytest.fixture
-def handler(fake: FakeTikTok, store: CountingStore, events: list[WebhookEvent]) -> WebhookHandler:
-    return WebhookHandler(fake.client_secret, store, client_key=fake.client_key, on_webhook=events.append)
+def token_events() -> list[TokenEvent]:
+    return []
+
+
+@pytest.fixture
+def handler(
+    fake: FakeTikTok, store: CountingStore, events: list[WebhookEvent], token_events: list[TokenEvent]
+) -> WebhookHandler:
+    return WebhookHandler(
+        fake.client_secret,
+        store,
+        client_key=fake.client_key,
+        on_webhook=events.append,
+        on_event=token_events.append,
+    )
 
 
 @contextmanager
@@ -147,7 +161,11 @@ def first_answer_lost(post: Post) -> Post:
 
 
 def test_a_revoked_grant_on_the_served_fake_marks_the_token_once_though_delivered_twice(
-    fake: FakeTikTok, store: CountingStore, events: list[WebhookEvent], post: Post
+    fake: FakeTikTok,
+    store: CountingStore,
+    events: list[WebhookEvent],
+    token_events: list[TokenEvent],
+    post: Post,
 ) -> None:
     with fake.serve() as base_url:
         store.set("alice", TikTokToken(fake.issue_token(open_id="alice")))
@@ -164,6 +182,7 @@ def test_a_revoked_grant_on_the_served_fake_marks_the_token_once_though_delivere
     assert fake.webhook_deliveries[0][0] == fake.webhook_deliveries[1][0]
     assert store.markings == 1
     assert [(event.user_openid, event.reason) for event in events] == [("alice", 1)]
+    assert [(event.kind, event.key) for event in token_events] == [("needs_login", "alice")]
     assert store.get("alice").needs_login  # type: ignore[union-attr]
     assert not store.get("bob").needs_login  # type: ignore[union-attr]
 
