@@ -10,7 +10,7 @@ async def start(request):                       # GET /login
 async def callback(request):                    # GET /callback, the redirect URI
     result = await login.authorize_access_token(request)
 
-app.add_route("/tiktok/webhook", login.webhook_endpoint(handler), methods=["POST"])   # a WebhookHandler
+Route("/tiktok/webhook", login.webhook_endpoint(handler), methods=["POST"])   # handler: a WebhookHandler
 ```
 """
 
