@@ -2,12 +2,14 @@
 
 A grant revoked on the served fake reaches a FastAPI, a Starlette, a Flask and a Django app through the
 framework's own test client; the first answer is lost on the way back, so the fake delivers twice, and the
-user's token is marked `needs_login` exactly once. The last test does the same over real HTTP on loopback.
+user's token is marked `needs_login` exactly once. The last tests do the same over real HTTP on loopback: a
+Flask app served by Werkzeug, a FastAPI app served by uvicorn.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,6 +18,7 @@ from typing import Any
 import flask
 import httpx
 import pytest
+import uvicorn
 from django.test import Client as DjangoClient
 from django.test import override_settings
 from django.urls import path
@@ -267,3 +270,43 @@ def test_the_fake_reaches_a_served_flask_app_over_loopback(
     assert [status for _, _, status in fake.webhook_deliveries] == [502, 200]
     assert store.markings == 1
     assert [(event.user_openid, event.reason) for event in events] == [("alice", 2)]
+
+
+@contextmanager
+def served_asgi(app: Any) -> Iterator[str]:
+    """Serve an ASGI app with uvicorn on a loopback port in a thread; yield its base URL."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off", ws="none")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started:
+            assert thread.is_alive(), "uvicorn stopped"
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def test_the_fake_reaches_a_fastapi_app_served_by_uvicorn(
+    fake: FakeTikTok,
+    client: TikTokOAuth2Client,
+    handler: WebhookHandler,
+    store: CountingStore,
+    token_events: list[TokenEvent],
+) -> None:
+    login = starlette_flavour.TikTokLogin(client, handler.store)
+    app = FastAPI()
+    app.add_api_route(WEBHOOK_PATH, login.webhook_endpoint(handler), methods=["POST"])
+    store.set("alice", TikTokToken(fake.issue_token(open_id="alice")))
+    with served_asgi(app) as base_url:
+        fake.webhook_url = base_url + WEBHOOK_PATH
+        fake.revoke_grants("alice", reason=5)
+        assert fake.wait_webhooks(timeout=10)
+    assert [status for _, _, status in fake.webhook_deliveries] == [200]
+    assert [(event.kind, event.key) for event in token_events] == [("needs_login", "alice")]
+    assert store.get("alice").needs_login  # type: ignore[union-attr]
