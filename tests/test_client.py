@@ -353,6 +353,7 @@ def test_public_names_are_pinned() -> None:
             "TikTokToken",
             "TokenEvent",
             "TokenStoreError",
+            "WebhookSignatureError",
             "__version__",
             "generate_code_verifier",
             "unwrap",

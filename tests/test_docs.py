@@ -41,7 +41,7 @@ from tiktok_oauth.testing import FakeTikTok
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-PLAIN_PAGES = {"testing.md", "web.md"}
+PLAIN_PAGES = {"testing.md", "web.md", "webhooks.md"}
 
 
 def _blocks() -> list[Block]:

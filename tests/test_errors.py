@@ -17,6 +17,7 @@ from tiktok_oauth import (
     TikTokOAuthError,
     TikTokServerError,
     TokenStoreError,
+    WebhookSignatureError,
 )
 
 SUBCLASSES = [
@@ -28,6 +29,7 @@ SUBCLASSES = [
     TokenStoreError,
     NothingStoredError,
     LockLostError,
+    WebhookSignatureError,
 ]
 
 
@@ -76,6 +78,7 @@ def test_message_leaves_out_http_200_which_tiktok_sends_with_its_errors() -> Non
         TokenStoreError("/tmp/x is corrupt"),
         NothingStoredError("no token under 'u1'"),
         LockLostError("the lock for 'u1' was lost"),
+        WebhookSignatureError("the signature does not match", status_code=401),
     ],
 )
 def test_errors_pickle_with_their_attributes(error: TikTokOAuthError) -> None:

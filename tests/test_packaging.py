@@ -49,6 +49,7 @@ def test_the_public_modules_include_every_door() -> None:
         "tiktok_oauth.stores.encrypted", "tiktok_oauth.stores.file", "tiktok_oauth.web", "tiktok_oauth.keeper",
         "tiktok_oauth.testing", "tiktok_oauth.cli", "tiktok_oauth.integrations.starlette",
         "tiktok_oauth.integrations.flask", "tiktok_oauth.integrations.django", "tiktok_oauth.integrations.aiohttp",
+        "tiktok_oauth.webhooks",
     }  # fmt: skip
     assert expected <= set(public_modules())
 

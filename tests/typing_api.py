@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
+from typing import Any
+
 import httpx
 
 from tiktok_oauth import (
@@ -19,6 +22,7 @@ from tiktok_oauth import (
     generate_code_verifier,
 )
 from tiktok_oauth.testing import FakeTikTok
+from tiktok_oauth.webhooks import WebhookEvent, WebhookHandler, verify
 
 
 def sync_usage() -> None:
@@ -65,3 +69,31 @@ def errors(error: TikTokOAuthError) -> None:
         retryable: bool = error.retryable
         _ = retryable
     _ = (log_id, status)
+
+
+def webhooks(body: bytes, headers: dict[str, str], store: TokenStore, async_store: AsyncTokenStore) -> None:
+    event: WebhookEvent = verify(body, headers, "secret", tolerance=60.0)
+    reason: int | None = event.reason
+    handler = WebhookHandler(
+        "secret",
+        store,
+        client_key="k",
+        key_for=lambda open_id: f"tiktok:{open_id}",
+        on_webhook=lambda delivered: print(delivered.id),
+        on_event=lambda token_event: print(token_event.kind),
+        seen=set(),
+    )
+    status: int = handler.handle(body, headers)
+    async_status: Coroutine[Any, Any, int] = WebhookHandler("secret", async_store).ahandle(body, headers)
+    async_status.close()
+    _ = (reason, status)
+
+
+def webhook_fake(fake: FakeTikTok) -> None:
+    fake.webhook_url = lambda body, headers: 200
+    fake.webhook_url = "http://127.0.0.1:8000/tiktok/webhook"
+    fake.webhook_retries = 1
+    fake.revoke_grants("u1", reason=2)
+    deliveries: list[tuple[bytes, dict[str, str], int]] = fake.webhook_deliveries
+    done: bool = fake.wait_webhooks(timeout=1.0)
+    _ = (deliveries, done)

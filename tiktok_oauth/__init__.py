@@ -16,6 +16,7 @@ from tiktok_oauth.errors import (
     TikTokOAuthError,
     TikTokServerError,
     TokenStoreError,
+    WebhookSignatureError,
 )
 from tiktok_oauth.events import TokenEvent
 from tiktok_oauth.keeper import RefreshReport, arefresh_due, refresh_due
@@ -48,6 +49,7 @@ __all__ = [
     "TokenEvent",
     "TokenStore",
     "TokenStoreError",
+    "WebhookSignatureError",
     "__version__",
     "arefresh_due",
     "generate_code_verifier",

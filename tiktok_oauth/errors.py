@@ -9,6 +9,7 @@ TikTokOAuthError                    .error, .description, .log_id, .status_code 
 ├── RateLimitedError                HTTP 429 / rate_limit_exceeded; .retry_after when the server gave one
 ├── TikTokServerError               5xx, timeouts, connection errors, bodies that are not JSON objects; .retryable, .retry_after
 ├── TikTokAPIError                  a data API answer whose `error.code` is not "ok" (see `unwrap`)
+├── WebhookSignatureError           a webhook delivery with a missing, malformed, wrong or stale signature
 └── TokenStoreError                 a store cannot read or write
     └── LockLostError               the store's lock for the key was lost while held
 ```
@@ -35,6 +36,7 @@ __all__ = [
     "TikTokOAuthError",
     "TikTokServerError",
     "TokenStoreError",
+    "WebhookSignatureError",
 ]
 
 
@@ -174,6 +176,12 @@ class TikTokAPIError(TikTokOAuthError):
         log_id: TikTok's `error.log_id` (or its `x-tt-logid` header), which its support asks for.
         status_code: the HTTP status of the answer.
     """
+
+
+class WebhookSignatureError(TikTokOAuthError):
+    """A webhook delivery failed verification: no `TikTok-Signature`, a malformed or wrong one, a `t` outside
+    the tolerance window, or a body that is not TikTok's JSON. The message never holds the secret or the
+    expected signature."""
 
 
 class TokenStoreError(TikTokOAuthError):

@@ -8,17 +8,28 @@ def start(request):                             # path("login/", start)
 
 def callback(request):                          # the redirect URI
     result = login.authorize_access_token(request)
+
+path("tiktok/webhook", login.webhook_endpoint(handler))     # POST only, CSRF-exempt
 ```
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
-from django.http import HttpRequest, HttpResponseRedirect  # type: ignore[import-untyped]
+from django.http import (  # type: ignore[import-untyped]
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+)
+from django.views.decorators.csrf import csrf_exempt  # type: ignore[import-untyped]
 
 from tiktok_oauth import web
+
+if TYPE_CHECKING:
+    from tiktok_oauth.webhooks import WebhookHandler
 
 __all__ = ["TikTokLogin"]
 
@@ -41,6 +52,20 @@ class TikTokLogin(web.TikTokLogin):
     def authorize_access_token(self, request: HttpRequest) -> web.LoginResult:
         """Complete the login this callback request answers."""
         return self.complete(_session(request), request.get_full_path())
+
+    def webhook_endpoint(self, handler: WebhookHandler) -> Callable[[HttpRequest], HttpResponse]:
+        """A CSRF-exempt view for TikTok's webhook deliveries: for a POST it hands the raw body and the
+        headers to `handler.handle` and answers its status at once, with an empty body; other methods get
+        405."""
+
+        # TikTok's server holds no CSRF token: the signature is the check.
+        @csrf_exempt  # type: ignore[untyped-decorator]
+        def tiktok_webhook(request: HttpRequest) -> HttpResponse:
+            if request.method != "POST":
+                return HttpResponseNotAllowed(["POST"])
+            return HttpResponse(status=handler.handle(request.body, request.headers))
+
+        return tiktok_webhook  # type: ignore[no-any-return]
 
 
 def _session(request: HttpRequest) -> Any:

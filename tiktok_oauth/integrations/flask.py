@@ -11,17 +11,23 @@ def start():
 @app.get("/callback")                           # the redirect URI
 def callback():
     result = login.authorize_access_token()
+
+app.add_url_rule("/tiktok/webhook", view_func=login.webhook_endpoint(handler), methods=["POST"])
 ```
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 import flask
 from werkzeug.wrappers import Response
 
 from tiktok_oauth import web
+
+if TYPE_CHECKING:
+    from tiktok_oauth.webhooks import WebhookHandler
 
 __all__ = ["TikTokLogin"]
 
@@ -43,3 +49,14 @@ class TikTokLogin(web.TikTokLogin):
     def authorize_access_token(self) -> web.LoginResult:
         """Complete the login that `flask.request` (the callback) answers."""
         return self.complete(flask.session, flask.request.url)
+
+    def webhook_endpoint(self, handler: WebhookHandler) -> Callable[[], Response]:
+        """A view for TikTok's webhook deliveries (route it for POST; its endpoint name is `tiktok_webhook`):
+        it hands the raw body and the headers to `handler.handle` and answers its status at once, with an
+        empty body."""
+
+        def tiktok_webhook() -> Response:
+            status = handler.handle(flask.request.get_data(cache=False), flask.request.headers)
+            return Response(status=status)
+
+        return tiktok_webhook

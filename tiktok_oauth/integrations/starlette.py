@@ -9,18 +9,23 @@ async def start(request):                       # GET /login
 
 async def callback(request):                    # GET /callback, the redirect URI
     result = await login.authorize_access_token(request)
+
+Route("/tiktok/webhook", login.webhook_endpoint(handler), methods=["POST"])   # handler: a WebhookHandler
 ```
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse
+from starlette.responses import RedirectResponse, Response
 
 from tiktok_oauth import web
+
+if TYPE_CHECKING:
+    from tiktok_oauth.webhooks import WebhookHandler
 
 __all__ = ["TikTokLogin"]
 
@@ -47,6 +52,16 @@ class TikTokLogin(web.TikTokLogin):
     async def authorize_access_token(self, request: Request) -> web.LoginResult:
         """Complete the login this callback request answers (see `tiktok_oauth.web.TikTokLogin.complete`)."""
         return await self.acomplete(_session(request), str(request.url))
+
+    def webhook_endpoint(self, handler: WebhookHandler) -> Callable[[Request], Awaitable[Response]]:
+        """An endpoint for TikTok's webhook deliveries (route it for POST): it hands the raw body and the
+        headers to `handler.ahandle` and answers its status at once, with an empty body."""
+
+        async def tiktok_webhook(request: Request) -> Response:
+            status = await handler.ahandle(await request.body(), request.headers)
+            return Response(status_code=status)
+
+        return tiktok_webhook
 
 
 def _session(request: Request) -> dict[str, Any]:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import collections
+import functools
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
+from tiktok_oauth import _clock
 from tiktok_oauth.testing._authorize import AUTHORIZE_PATH, callback_url, check_authorization_url
 from tiktok_oauth.testing._consent import consent_choice, consent_page
 from tiktok_oauth.testing._endpoints import (
@@ -35,6 +38,7 @@ from tiktok_oauth.testing._models import (
     new_log_id,
     oauth_error,
 )
+from tiktok_oauth.testing._webhooks import WebhookTarget, deliver, removed_body, retry_delays, signed_headers
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -72,6 +76,16 @@ class FakeTikTok:
         requests: every `RecordedRequest` any transport or the server received, in order.
         token_requests: the parsed form bodies the token endpoint received, in order, including
             rejected ones and ones answered by `fail_next` or `timeout_next`.
+        webhook_url: where `revoke_grants` sends TikTok's signed `authorization.removed` delivery: a URL
+            (POSTed from a background thread, so `revoke_grants` returns at once; `wait_webhooks()` waits for
+            it), or a callable `(body: bytes, headers: dict) -> int` (the status it answered; called before
+            `revoke_grants` returns, and an exception it raises reaches `revoke_grants`'s caller). None (the
+            default): no deliveries.
+        webhook_retries: how many times a delivery not answered 200 is retried (TikTok retries for 72 hours;
+            the fake, 3 times by default).
+        webhook_backoff: seconds before the first retry; each later one waits twice as long.
+        webhook_deliveries: `(body, headers, status)` of every delivery attempt, in order (status 0: no
+            answer, e.g. the connection was refused). A retry sends the same body, signed anew.
     """
 
     def __init__(
@@ -93,6 +107,11 @@ class FakeTikTok:
         self._ledger = TokenLedger(access_ttl, refresh_ttl)
         self._faults: list[_Fault] = []
         self._grant_counts: collections.Counter[str] = collections.Counter()
+        self.webhook_url: WebhookTarget | None = None
+        self.webhook_retries = 3
+        self.webhook_backoff = 0.05
+        self.webhook_deliveries: list[tuple[bytes, dict[str, str], int]] = []
+        self._webhook_threads: list[threading.Thread] = []
 
     @property
     def stale_refresh_token_uses(self) -> int:
@@ -197,14 +216,50 @@ class FakeTikTok:
         with self._lock:
             self._ledger.expire_access_tokens(open_id)
 
-    def revoke_grants(self, open_id: str) -> None:
+    def revoke_grants(self, open_id: str, reason: int = 1) -> None:
         """Play user `open_id` removing the app: every access and refresh token of theirs dies.
 
         The data APIs answer 401 `access_token_invalid` to their access tokens, and a refresh gets
-        `invalid_grant`. A later login of the same user gets a new, working grant.
+        `invalid_grant`. A later login of the same user gets a new, working grant. When `webhook_url` is
+        set, TikTok's signed `authorization.removed` delivery (content `{"reason": reason}`) goes to it
+        afterwards, retried as `webhook_retries` says.
         """
         with self._lock:
             self._ledger.revoke_grants(open_id)
+            target = self.webhook_url
+            if target is None:
+                return
+            body = removed_body(self.client_key, open_id, reason, int(_clock.now()))
+        # Sent outside the lock: the app answering it may well call the fake meanwhile.
+        send = functools.partial(
+            deliver,
+            target,
+            body,
+            self._sign_webhook,
+            retry_delays(self.webhook_retries, self.webhook_backoff),
+            self._record_webhook,
+        )
+        if callable(target):
+            send()
+            return
+        thread = threading.Thread(target=send, name="fake-tiktok-webhook", daemon=True)
+        with self._lock:
+            self._webhook_threads.append(thread)
+        thread.start()
+
+    def wait_webhooks(self, timeout: float = 10.0) -> bool:
+        """Wait until the deliveries to a `webhook_url` URL are done (answered 200 or out of retries).
+
+        Returns False if some are still being sent after `timeout` seconds.
+        """
+        deadline = time.monotonic() + timeout  # real time, whatever a test does to the clock
+        with self._lock:
+            threads = list(self._webhook_threads)
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            self._webhook_threads = [thread for thread in self._webhook_threads if thread.is_alive()]
+            return not self._webhook_threads
 
     def request_delay(self, method: str, url: str) -> float:
         """Seconds a transport should sleep before `handle`: `token_delay` for the token endpoint."""
@@ -272,6 +327,13 @@ class FakeTikTok:
 
         with running_server(self) as base_url:
             yield base_url
+
+    def _sign_webhook(self, body: bytes) -> dict[str, str]:
+        return signed_headers(body, self.client_secret, int(_clock.now()))
+
+    def _record_webhook(self, body: bytes, headers: dict[str, str], status: int) -> None:
+        with self._lock:
+            self.webhook_deliveries.append((body, headers, status))
 
     # Everything below runs with the lock held.
 
