@@ -9,6 +9,7 @@ TikTokOAuthError                    .error, .description, .log_id, .status_code 
 ├── RateLimitedError                HTTP 429 / rate_limit_exceeded; .retry_after when the server gave one
 ├── TikTokServerError               5xx, timeouts, connection errors, bodies that are not JSON objects; .retryable, .retry_after
 ├── TikTokAPIError                  a data API answer whose `error.code` is not "ok" (see `unwrap`)
+├── QRCodeExpiredError              the QR code expired (or the wait timed out) before the user confirmed
 └── TokenStoreError                 a store cannot read or write
     └── LockLostError               the store's lock for the key was lost while held
 ```
@@ -28,6 +29,7 @@ __all__ = [
     "AuthorizationDeniedError",
     "LockLostError",
     "NothingStoredError",
+    "QRCodeExpiredError",
     "RateLimitedError",
     "ReauthorizationRequiredError",
     "StateMismatchError",
@@ -174,6 +176,11 @@ class TikTokAPIError(TikTokOAuthError):
         log_id: TikTok's `error.log_id` (or its `x-tt-logid` header), which its support asks for.
         status_code: the HTTP status of the answer.
     """
+
+
+class QRCodeExpiredError(TikTokOAuthError):
+    """A QR-code login ended before the user confirmed it: TikTok said `expired` (or `utilised`), or
+    `wait_qr_login`'s `timeout` passed. Start a new one with `start_qr_login`."""
 
 
 class TokenStoreError(TikTokOAuthError):
