@@ -78,6 +78,7 @@ class QRLogin:
 
     def __repr__(self) -> str:
         scan_url = self.scan_url.replace(self.client_ticket, _masked(self.client_ticket))
+        scan_url = scan_url.replace(self.token, _masked(self.token))
         return (
             f"QRLogin(scan_url={scan_url!r}, token={_masked(self.token)!r}, state={self.state!r}, "
             f"client_ticket={_masked(self.client_ticket)!r})"
