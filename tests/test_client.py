@@ -340,6 +340,8 @@ def test_public_names_are_pinned() -> None:
             "LockLostError",
             "MemoryTokenStore",
             "NothingStoredError",
+            "QRCodeExpiredError",
+            "QRLogin",
             "AsyncTokenStore",
             "TokenStore",
             "RateLimitedError",
