@@ -173,12 +173,14 @@ def test_a_used_code_ends_the_wait(harness: Harness) -> None:
 
 def test_the_wait_ends_at_its_timeout(harness: Harness) -> None:
     qr = harness.call("start_qr_login")
+    heard: list[str] = []
     started = time.monotonic()
     with pytest.raises(QRCodeExpiredError) as caught:
-        harness.call("wait_qr_login", qr, interval=0.05, timeout=0.3)
+        harness.call("wait_qr_login", qr, interval=0.05, timeout=0.3, on_status=heard.append)
     assert caught.value.error == "timeout"
     assert 0.3 <= time.monotonic() - started < 10
     assert len(_checks(harness.fake)) >= 2
+    assert heard == ["new"]  # polled many times, heard once
 
 
 def test_a_429_while_polling_is_waited_out(harness: Harness) -> None:
