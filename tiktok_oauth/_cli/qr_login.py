@@ -36,7 +36,13 @@ def draw_qr_code(text: str, out: TextIO) -> None:
         raise CLIError(
             "login --qr draws the QR code with segno: pip install 'tiktok-oauth[qr]'", exit_code=2
         ) from None
-    segno.make(text, micro=False).terminal(out=out, compact=True)
+    code = segno.make(text, micro=False)
+    try:
+        "\u2580\u2584\u2588".encode(out.encoding or "utf-8")
+    except (UnicodeEncodeError, LookupError):
+        code.terminal(out=out)  # no half blocks in this encoding: segno's ANSI colours, a module a cell pair
+    else:
+        code.terminal(out=out, compact=True)
     out.flush()
 
 
