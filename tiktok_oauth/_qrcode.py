@@ -106,14 +106,11 @@ class Poll(NamedTuple):
 
 def qrcode_urls(token_url: str) -> tuple[str, str]:
     """The `get_qrcode` and `check_qrcode` URLs on the token endpoint's origin (a served fake's too)."""
-    parts = urlsplit(token_url)
-    return tuple(
-        urlunsplit((parts.scheme, parts.netloc, path, "", ""))
-        for path in (
-            GET_QRCODE_PATH,
-            CHECK_QRCODE_PATH,
-        )
-    )  # type: ignore[return-value]
+    scheme, netloc = urlsplit(token_url)[:2]
+    return (
+        urlunsplit((scheme, netloc, GET_QRCODE_PATH, "", "")),
+        urlunsplit((scheme, netloc, CHECK_QRCODE_PATH, "", "")),
+    )
 
 
 def generate_client_ticket() -> str:
