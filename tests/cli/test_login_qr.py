@@ -11,12 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
+import zxingcpp  # the test extra's QR decoder (segno, which draws, comes with the qr extra)
 
 from tests.cli._support import CLI, Served, assert_no_leaks, known_tokens
 from tiktok_oauth.stores import FileTokenStore
-
-zxingcpp = pytest.importorskip("zxingcpp", reason="the test extra's QR decoder")
-pytest.importorskip("segno", reason="the qr extra")
 
 DEADLINE = 60.0  # generous: the machine may be busy; nothing here waits that long when all is well
 
