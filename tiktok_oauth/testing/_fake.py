@@ -59,7 +59,7 @@ class _Fault:
 
 
 class FakeTikTok:
-    """An emulator of TikTok's OAuth v2 endpoints (authorize, token, revoke, user info, video list) for tests.
+    """An emulator of TikTok's OAuth v2 endpoints (authorize, token, revoke, user info, video list, QR code).
 
     It answers TikTok's real URLs through `transport()`, `async_transport()` and `mount()`, or
     loopback URLs through `serve()`, with the quirks of TikTok's v2 API: `client_key`, comma-separated
@@ -205,8 +205,10 @@ class FakeTikTok:
     ) -> None:
         """Answer the next `times` requests to `endpoint` (None: any) with `status` and `body`.
 
-        Nothing is processed. The default body is TikTok-shaped JSON (`temporarily_unavailable` on
-        the token and revoke endpoints, an `internal_error` envelope elsewhere).
+        `endpoint` is one of `authorize`, `token`, `revoke`, `user_info`, `video_list`, `get_qrcode`,
+        `check_qrcode`. Nothing is processed. The default body is TikTok-shaped JSON
+        (`temporarily_unavailable` on the token, revoke and QR-code endpoints, an `internal_error`
+        envelope elsewhere).
         """
         if body is None:
             body = _default_failure_body(endpoint)
