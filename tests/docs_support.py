@@ -14,6 +14,8 @@ code meet a fake TikTok instead of the real one:
   `http`, it then follows the redirect to it, as a browser would (in a thread, so the sample's one-shot
   server can answer);
 - `input()` plays a user who consents on the page of the last authorization URL and pastes the callback URL;
+- `wait_qr_login(qr)` (both clients) plays a user whose phone scans and confirms `qr` as the wait begins
+  (not on the testing pages, whose samples scan with their own fake);
 - the working directory is a temporary directory of the page, so token files land there.
 """
 
@@ -94,7 +96,7 @@ def code_blocks(path: Path) -> list[Block]:
 
 @dataclass
 class _User:
-    """A user in front of a browser: consents on TikTok's page for the fake."""
+    """A user in front of a browser: consents on TikTok's page for the fake (and scans QR codes with a phone)."""
 
     fake: FakeTikTok
     authorization_urls: list[str] = field(default_factory=list)
@@ -123,6 +125,23 @@ class _User:
         for thread in self.threads:
             thread.join(timeout=10)
         self.threads.clear()
+
+
+def _scanning(user: _User, original: Callable[..., Any], *, is_async: bool) -> Callable[..., Any]:
+    """`wait_qr_login` with the user's phone scanning and confirming the QR code as the wait begins."""
+    if is_async:
+
+        async def await_qr_login(self: Any, qr: Any, *args: Any, **kwargs: Any) -> Any:
+            user.fake.scan_qr(qr.scan_url, open_id="test-open-id")
+            return await original(self, qr, *args, **kwargs)
+
+        return await_qr_login
+
+    def wait_qr_login(self: Any, qr: Any, *args: Any, **kwargs: Any) -> Any:
+        user.fake.scan_qr(qr.scan_url, open_id="test-open-id")
+        return original(self, qr, *args, **kwargs)
+
+    return wait_qr_login
 
 
 def _follow_redirect(url: str) -> None:
@@ -259,6 +278,9 @@ def fake_world(
         for cls in (TikTokOAuth2Client, AsyncTikTokOAuth2Client):
             recording = _recording(user, cls.create_authorization_url)
             stack.enter_context(mock.patch.object(cls, "create_authorization_url", recording))
+            if patch_http:  # the testing pages' samples scan with their own fake
+                scanning = _scanning(user, cls.wait_qr_login, is_async=cls is AsyncTikTokOAuth2Client)
+                stack.enter_context(mock.patch.object(cls, "wait_qr_login", scanning))
         if patch_http:
             patches = {
                 httpx.Client: _default_transport(httpx.Client.__init__, fake.transport),

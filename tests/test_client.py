@@ -326,9 +326,18 @@ def test_import_is_silent_under_warnings_as_errors() -> None:
 
 
 def test_import_does_not_import_requests_or_httpx2() -> None:
-    code = "import sys, tiktok_oauth; print(sorted(m for m in ('requests', 'httpx2', 'redis') if m in sys.modules))"
+    code = (
+        "import sys, tiktok_oauth; "
+        "print(sorted(m for m in ('requests', 'httpx2', 'redis', 'segno') if m in sys.modules))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_the_command_line_loads_the_qr_library_only_for_login_qr() -> None:
+    code = "import sys, tiktok_oauth.cli; print('segno' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
 
 
 def test_public_names_are_pinned() -> None:
@@ -340,6 +349,8 @@ def test_public_names_are_pinned() -> None:
             "LockLostError",
             "MemoryTokenStore",
             "NothingStoredError",
+            "QRCodeExpiredError",
+            "QRLogin",
             "AsyncTokenStore",
             "TokenStore",
             "RateLimitedError",

@@ -11,6 +11,7 @@ from tiktok_oauth import (
     AuthorizationDeniedError,
     LockLostError,
     NothingStoredError,
+    QRCodeExpiredError,
     RateLimitedError,
     ReauthorizationRequiredError,
     StateMismatchError,
@@ -30,6 +31,7 @@ SUBCLASSES = [
     NothingStoredError,
     LockLostError,
     WebhookSignatureError,
+    QRCodeExpiredError,
 ]
 
 
@@ -42,6 +44,12 @@ def test_nothing_stored_is_a_reauthorization_and_a_lost_lock_a_store_error() -> 
 def test_every_error_is_a_tiktok_oauth_error(cls: type[TikTokOAuthError]) -> None:
     assert issubclass(cls, TikTokOAuthError)
     assert cls.__name__ in tiktok_oauth.__all__
+
+
+def test_an_expired_qr_code_is_neither_a_reauthorization_nor_a_server_error() -> None:
+    # A new QR code is what the user needs, not a retry of the same call (nor a stored token's login).
+    assert not issubclass(QRCodeExpiredError, ReauthorizationRequiredError | TikTokServerError)
+    assert "QRCodeExpiredError" in (tiktok_oauth.errors.__doc__ or "")
 
 
 def test_tiktok_oauth_error_builds_on_authlib() -> None:
@@ -79,6 +87,7 @@ def test_message_leaves_out_http_200_which_tiktok_sends_with_its_errors() -> Non
         NothingStoredError("no token under 'u1'"),
         LockLostError("the lock for 'u1' was lost"),
         WebhookSignatureError("the signature does not match", status_code=401),
+        QRCodeExpiredError("the QR code expired", error="expired"),
     ],
 )
 def test_errors_pickle_with_their_attributes(error: TikTokOAuthError) -> None:

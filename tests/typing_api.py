@@ -12,6 +12,8 @@ from tiktok_oauth import (
     AsyncTokenStore,
     FileTokenStore,
     MemoryTokenStore,
+    QRCodeExpiredError,
+    QRLogin,
     RateLimitedError,
     TikTokAuth,
     TikTokOAuth2Client,
@@ -48,6 +50,26 @@ def sync_usage() -> None:
         with httpx.Client(auth=auth) as api:
             api.get("https://open.tiktokapis.com/v2/user/info/")
         _ = (scopes, expires_at, auth.store, auth.key)
+
+
+def qr_usage(client: TikTokOAuth2Client, fake: FakeTikTok) -> TikTokToken:
+    qr: QRLogin = client.start_qr_login(scope=("user.info.basic",), state="s")
+    scan_url, qr_token, state, ticket = qr.scan_url, qr.token, qr.state, qr.client_ticket
+    fake.qr_ttl = 60
+    fake.scan_qr(scan_url, open_id="u1", confirm=False)
+    status: str = client.check_qr_login(qr)
+    _ = (qr_token, state, ticket, status)
+    try:
+        return client.wait_qr_login(qr, interval=1.0, timeout=60.0, on_status=print)
+    except QRCodeExpiredError as expired:
+        return qr_usage(client, fake) if expired.error == "expired" else client.fetch_client_token()
+
+
+async def async_qr_usage(client: AsyncTikTokOAuth2Client) -> TikTokToken:
+    qr: QRLogin = await client.start_qr_login()
+    status: str = await client.check_qr_login(qr)
+    _ = status
+    return await client.wait_qr_login(qr, interval=1.0, timeout=60.0)
 
 
 async def async_usage(store: AsyncTokenStore) -> None:

@@ -3,12 +3,14 @@
 from typing import TYPE_CHECKING, Any
 
 from tiktok_oauth._api import unwrap
+from tiktok_oauth._qrcode import QRLogin
 from tiktok_oauth.auth import TikTokAuth
 from tiktok_oauth.client import AsyncTikTokOAuth2Client, TikTokOAuth2Client, generate_code_verifier
 from tiktok_oauth.errors import (
     AuthorizationDeniedError,
     LockLostError,
     NothingStoredError,
+    QRCodeExpiredError,
     RateLimitedError,
     ReauthorizationRequiredError,
     StateMismatchError,
@@ -36,6 +38,8 @@ __all__ = [
     "LockLostError",
     "MemoryTokenStore",
     "NothingStoredError",
+    "QRCodeExpiredError",
+    "QRLogin",
     "RateLimitedError",
     "ReauthorizationRequiredError",
     "RefreshReport",

@@ -73,7 +73,12 @@ _V1_ERRORS: Final = {
     2190008: "access_token_invalid",
 }
 
-Grant = Literal["authorization_code", "refresh_token", "client_credentials", "revoke"]
+Grant = Literal[
+    "authorization_code", "refresh_token", "client_credentials", "revoke", "get_qrcode", "check_qrcode"
+]
+
+#: QR-code login's endpoints (rows 33, 34; their rules are in `_qrcode`): a success is the answer's JSON object.
+_QR_GRANTS: Final = frozenset({"get_qrcode", "check_qrcode"})
 
 #: Grants whose request TikTok may have acted on before a reply was lost: they are never sent twice.
 _SINGLE_USE: Final = frozenset({"refresh_token", "authorization_code"})
@@ -513,8 +518,18 @@ def _retry_delay(error: TikTokOAuthError) -> float | None:
     return None
 
 
-def conversation(call: TokenCall) -> Generator[Step, Outcome, TikTokToken | None]:
-    """Drive one token-endpoint call: send, classify, maybe retry; return the token (None for revoke).
+def _success(call: TokenCall, reply: Reply, received_at: float) -> Any:
+    if call.grant == "revoke":
+        return None
+    if call.grant in _QR_GRANTS:
+        return _json_object(reply)  # a success is a JSON object: error_for said so
+    return token_from(call, reply, received_at)
+
+
+def conversation(call: TokenCall) -> Generator[Step, Outcome, Any]:
+    """Drive one token-endpoint call: send, classify, maybe retry; return its result.
+
+    The result is the token, None for revoke, or the answer's JSON object for the QR-code endpoints.
 
     The drivers (sync and async) only perform the steps: `Send` gets back a `Reply` or the exception the
     transport raised, `Sleep` gets back None.
@@ -525,7 +540,7 @@ def conversation(call: TokenCall) -> Generator[Step, Outcome, TikTokToken | None
         if isinstance(outcome, Reply):
             error = error_for(call, outcome)
             if error is None:
-                return None if call.grant == "revoke" else token_from(call, outcome, received_at)
+                return _success(call, outcome, received_at)
         elif isinstance(outcome, Exception):
             error, maybe_processed = classify_transport_error(outcome)
             # A refresh is retried only where TikTok cannot have used the refresh token: after a read

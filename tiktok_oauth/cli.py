@@ -4,6 +4,7 @@
 tiktok-oauth demo                                   the whole flow against a local FakeTikTok
 tiktok-oauth demo --web                             the same as a web app, in a browser
 tiktok-oauth login [--scope ...] [--redirect-uri]   log in at TikTok in a browser, save the token
+tiktok-oauth login --qr                             log in by scanning a QR code in the terminal (extra `qr`)
 tiktok-oauth token show|refresh|revoke              inspect, refresh, or revoke-and-delete a token
 tiktok-oauth token refresh --all [--due 1h]        refresh every due token (refresh_due)
 ```
@@ -146,7 +147,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="log in at TikTok in a browser and save the user's token",
         description="Open TikTok's consent page in a browser and save the user's token. On an "
         "http://localhost:PORT/ or http://127.0.0.1:PORT/ redirect URI the redirect is caught by a "
-        "one-shot local server; otherwise paste the address the browser was redirected to.",
+        "one-shot local server; otherwise paste the address the browser was redirected to. With --qr: "
+        "show a QR code in the terminal to scan with the TikTok app, for a machine with no browser.",
+    )
+    login.add_argument(
+        "--qr",
+        action="store_true",
+        help="log in by scanning a QR code shown in the terminal (needs the 'qr' extra: segno)",
+    )
+    login.add_argument(
+        "--interval",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="with --qr: seconds between two checks of the QR code (default: %(default)g)",
     )
     login.add_argument(
         "--scope", default="user.info.basic", help="comma-separated scopes (default: %(default)s)"
@@ -170,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=300.0,
         metavar="SECONDS",
-        help="how long to wait for the browser's redirect (default: %(default)g)",
+        help="how long to wait for the browser's redirect, or with --qr for the phone (default: %(default)g)",
     )
     login.set_defaults(handler=run_login)
 

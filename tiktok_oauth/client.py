@@ -12,12 +12,14 @@ import time
 import weakref
 from collections.abc import AsyncGenerator, Callable, Iterable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar, cast
 
 import httpx
 
-from tiktok_oauth import _protocol
+from tiktok_oauth import _protocol, _qrcode
 from tiktok_oauth._protocol import Reply, Send, Sleep, TokenCall
+from tiktok_oauth._qrcode import QRAnswer, QRLogin, QRStatus
+from tiktok_oauth.errors import RateLimitedError
 from tiktok_oauth.token import TikTokToken
 
 if TYPE_CHECKING:
@@ -25,7 +27,7 @@ if TYPE_CHECKING:
     # then the event loop that runs them has loaded it.
     import asyncio
 
-__all__ = ["AsyncTikTokOAuth2Client", "TikTokOAuth2Client", "generate_code_verifier"]
+__all__ = ["AsyncTikTokOAuth2Client", "QRLogin", "TikTokOAuth2Client", "generate_code_verifier"]
 
 generate_code_verifier = _protocol.generate_code_verifier
 
@@ -63,6 +65,8 @@ class _TikTokOAuth2Base(Generic[HttpClientT]):
         self.authorize_url = _protocol.check_transport(authorize_url)
         self.token_url = _protocol.check_transport(token_url)
         self.revoke_url = _protocol.check_transport(revoke_url)
+        # QR-code login lives beside the token endpoint: a client pointed at a served fake reaches it there.
+        self._get_qrcode_url, self._check_qrcode_url = _qrcode.qrcode_urls(self.token_url)
         self.timeout = timeout
         if http_client is not None and not isinstance(http_client, self._http_class):
             name = f"httpx.{self._http_class.__name__}"
@@ -178,6 +182,23 @@ class _TikTokOAuth2Base(Generic[HttpClientT]):
 
     def _revoke_call(self, token: str | TikTokToken) -> TokenCall:
         return _protocol.revoke_call(self.revoke_url, self._credentials, token)
+
+    def _get_qrcode_call(self, scope: str | Iterable[str] | None, state: str | None) -> TokenCall:
+        scope = _protocol.join_scope(self.scope if scope is None else scope)
+        return _qrcode.get_call(
+            self._get_qrcode_url,
+            client_key=self.client_key,
+            scope=scope,
+            state=state or _protocol.generate_state(),
+        )
+
+    @staticmethod
+    def _qr_login(call: TokenCall, answer: Any) -> QRLogin:
+        ticket = _qrcode.generate_client_ticket()
+        return _qrcode.login_from(answer, state=call.data["state"], client_ticket=ticket)
+
+    def _check_qrcode_call(self, qr: QRLogin) -> TokenCall:
+        return _qrcode.check_call(self._check_qrcode_url, self._credentials, qr)
 
 
 def _reply(response: Any) -> Reply:
@@ -316,6 +337,74 @@ class TikTokOAuth2Client(_TikTokOAuth2Base[httpx.Client]):
         """
         self._run(self._revoke_call(token))
 
+    def start_qr_login(
+        self, *, scope: str | Iterable[str] | None = None, state: str | None = None
+    ) -> QRLogin:
+        """Start a QR-code login (TikTok's `get_qrcode`): render the returned `scan_url` as a QR code.
+
+        Args:
+            scope: scopes to ask for (a `"a,b"` string or an iterable); the client's default when None.
+            state: the state TikTok must echo on confirmation; a new one from a CSPRNG when None.
+
+        Returns:
+            A `QRLogin` holding the scan URL (with a new `client_ticket` from a CSPRNG in place of TikTok's
+            `tobefilled`), TikTok's token for the code, the state and the ticket.
+        """
+        call = self._get_qrcode_call(scope, state)
+        return self._qr_login(call, self._run(call))
+
+    def check_qr_login(self, qr: QRLogin) -> QRStatus:
+        """Ask TikTok once how the QR code stands: `new`, `scanned`, `confirmed`, `expired` or `utilised`.
+
+        Raises:
+            StateMismatchError: the answer's `client_ticket` is not ours (or missing once scanned), or a
+                confirmation's `state` is not `qr.state`.
+            RateLimitedError: TikTok answered 429.
+        """
+        return self._check(qr).status
+
+    def _check(self, qr: QRLogin) -> QRAnswer:
+        answer = cast("dict[str, Any]", self._run(self._check_qrcode_call(qr)))  # a QR call's JSON object
+        return _qrcode.answer_from(answer, qr)
+
+    def wait_qr_login(
+        self,
+        qr: QRLogin,
+        *,
+        interval: float = 2.0,
+        timeout: float = 300.0,
+        on_status: Callable[[str], object] | None = None,
+    ) -> TikTokToken:
+        """Poll until the user confirms on their phone, then exchange the code for the user's token.
+
+        Args:
+            qr: what `start_qr_login` returned.
+            interval: seconds between two checks (longer after a 429 asking for more).
+            timeout: seconds to wait for the confirmation in all.
+            on_status: called with the status each time it changes (`"new"`, `"scanned"`, ...).
+
+        Raises:
+            QRCodeExpiredError: the code expired (or was already used), or `timeout` passed first.
+            StateMismatchError: an answer's `client_ticket` or `state` is not ours.
+        """
+        steps = _qrcode.waiting(interval=interval, timeout=timeout, on_status=on_status)
+        outcome: QRAnswer | RateLimitedError | None = None
+        while True:
+            try:
+                step = steps.send(outcome)
+            except StopIteration as done:
+                confirmed: QRAnswer = done.value
+                break
+            if isinstance(step, Sleep):
+                time.sleep(step.seconds)
+                outcome = None
+                continue
+            try:
+                outcome = self._check(qr)
+            except RateLimitedError as limited:
+                outcome = limited
+        return self.fetch_token(code=confirmed.code, redirect_uri=confirmed.redirect_uri)
+
     def close(self) -> None:
         """Close the HTTP client, unless it was passed in."""
         if self._owns_http and self._http is not None:
@@ -450,6 +539,53 @@ class AsyncTikTokOAuth2Client(_TikTokOAuth2Base[httpx.AsyncClient]):
     async def revoke_token(self, token: str | TikTokToken) -> None:
         """Revoke a user's access token (see `TikTokOAuth2Client.revoke_token`)."""
         await self._run(self._revoke_call(token))
+
+    async def start_qr_login(
+        self, *, scope: str | Iterable[str] | None = None, state: str | None = None
+    ) -> QRLogin:
+        """Start a QR-code login (see `TikTokOAuth2Client.start_qr_login`)."""
+        call = self._get_qrcode_call(scope, state)
+        return self._qr_login(call, await self._run(call))
+
+    async def check_qr_login(self, qr: QRLogin) -> QRStatus:
+        """Ask TikTok once how the QR code stands (see `TikTokOAuth2Client.check_qr_login`)."""
+        return (await self._check(qr)).status
+
+    async def _check(self, qr: QRLogin) -> QRAnswer:
+        answer = cast("dict[str, Any]", await self._run(self._check_qrcode_call(qr)))
+        return _qrcode.answer_from(answer, qr)
+
+    async def wait_qr_login(
+        self,
+        qr: QRLogin,
+        *,
+        interval: float = 2.0,
+        timeout: float = 300.0,  # noqa: ASYNC109 - API.md's signature, the same as the sync client's
+        on_status: Callable[[str], object] | None = None,
+    ) -> TikTokToken:
+        """Poll until the user confirms, then exchange the code (see `TikTokOAuth2Client.wait_qr_login`).
+
+        Cancelling it cancels the check or the sleep in progress; nothing is left running.
+        """
+        import asyncio  # noqa: PLC0415 - see the top of the module
+
+        steps = _qrcode.waiting(interval=interval, timeout=timeout, on_status=on_status)
+        outcome: QRAnswer | RateLimitedError | None = None
+        while True:
+            try:
+                step = steps.send(outcome)
+            except StopIteration as done:
+                confirmed: QRAnswer = done.value
+                break
+            if isinstance(step, Sleep):
+                await asyncio.sleep(step.seconds)
+                outcome = None
+                continue
+            try:
+                outcome = await self._check(qr)
+            except RateLimitedError as limited:
+                outcome = limited
+        return await self.fetch_token(code=confirmed.code, redirect_uri=confirmed.redirect_uri)
 
     async def aclose(self) -> None:
         """Close the HTTP client, unless it was passed in; calls still in flight on it finish first.

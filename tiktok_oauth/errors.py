@@ -10,6 +10,7 @@ TikTokOAuthError                    .error, .description, .log_id, .status_code 
 ├── TikTokServerError               5xx, timeouts, connection errors, bodies that are not JSON objects; .retryable, .retry_after
 ├── TikTokAPIError                  a data API answer whose `error.code` is not "ok" (see `unwrap`)
 ├── WebhookSignatureError           a webhook delivery with a missing, malformed, wrong or stale signature
+├── QRCodeExpiredError              the QR code expired (or the wait timed out) before the user confirmed
 └── TokenStoreError                 a store cannot read or write
     └── LockLostError               the store's lock for the key was lost while held
 ```
@@ -29,6 +30,7 @@ __all__ = [
     "AuthorizationDeniedError",
     "LockLostError",
     "NothingStoredError",
+    "QRCodeExpiredError",
     "RateLimitedError",
     "ReauthorizationRequiredError",
     "StateMismatchError",
@@ -182,6 +184,11 @@ class WebhookSignatureError(TikTokOAuthError):
     """A webhook delivery failed verification: no `TikTok-Signature`, a malformed or wrong one, a `t` outside
     the tolerance window, or a body that is not TikTok's JSON. The message never holds the secret or the
     expected signature."""
+
+
+class QRCodeExpiredError(TikTokOAuthError):
+    """A QR-code login ended before the user confirmed it: TikTok said `expired` (or `utilised`), or
+    `wait_qr_login`'s `timeout` passed. Start a new one with `start_qr_login`."""
 
 
 class TokenStoreError(TikTokOAuthError):

@@ -16,6 +16,7 @@ from tiktok_oauth._cli._common import (
     where,
 )
 from tiktok_oauth._cli.catcher import RedirectCatcher, loopback_redirect
+from tiktok_oauth._cli.qr_login import run_qr_login
 from tiktok_oauth.auth import TokenSource
 
 __all__ = ["run_login"]
@@ -23,6 +24,8 @@ __all__ = ["run_login"]
 
 def run_login(args: argparse.Namespace) -> int:
     """Run `tiktok-oauth login`: consent in the browser, code exchange, token saved; return the exit code."""
+    if args.qr:
+        return run_qr_login(args)
     redirect_uri: str = args.redirect_uri
     store = open_store(args)
     with client_from_args(args, redirect_uri=redirect_uri, scope=normalise_scope(args.scope)) as client:

@@ -20,6 +20,7 @@ from tiktok_oauth.testing._models import (
     new_log_id,
     oauth_error,
 )
+from tiktok_oauth.testing._qrcodes import CHECK_QRCODE_PATH, GET_QRCODE_PATH, QRCodeBook
 from tiktok_oauth.testing._videos import DEFAULT_COUNT, MAX_COUNT, VIDEO_FIELDS, page_of_videos
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "USER_INFO_PATH",
     "VIDEO_LIST_FIELDS",
     "VIDEO_LIST_PATH",
+    "answer_qrcode",
     "answer_revoke",
     "answer_token",
     "answer_user_info",
@@ -50,10 +52,12 @@ _ROUTES = {
     ("POST", REVOKE_PATH): "revoke",
     ("GET", USER_INFO_PATH): "user_info",
     ("POST", VIDEO_LIST_PATH): "video_list",
+    ("POST", GET_QRCODE_PATH): "get_qrcode",
+    ("POST", CHECK_QRCODE_PATH): "check_qrcode",
 }
 _HOST_ENDPOINTS = {
     "www.tiktok.com": {"authorize"},
-    "open.tiktokapis.com": {"token", "revoke", "user_info", "video_list"},
+    "open.tiktokapis.com": {"token", "revoke", "user_info", "video_list", "get_qrcode", "check_qrcode"},
 }
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost"})
 
@@ -104,6 +108,19 @@ def answer_revoke(
     except OAuthRefusal as refusal:
         return oauth_error(refusal.error, refusal.description, log_id)
     return FakeResponse(200, {"x-tt-logid": log_id}, b"")
+
+
+def answer_qrcode(  # noqa: PLR0917 - the shape of the other answer_* functions, plus the endpoint
+    book: QRCodeBook, endpoint: str, client: tuple[str, str], url: str, headers: dict[str, str], body: bytes
+) -> FakeResponse:
+    """Answer `get_qrcode` (the client key, no secret) or `check_qrcode` (key and secret), rows 33-34."""
+    log_id = new_log_id()
+    try:
+        form = _checked_form(client, url, headers, body, secret=endpoint == "check_qrcode")
+        payload = book.get_qrcode(client[0], form) if endpoint == "get_qrcode" else book.check_qrcode(form)
+    except OAuthRefusal as refusal:
+        return oauth_error(refusal.error, refusal.description, log_id)
+    return json_response(200, payload, log_id)
 
 
 def answer_user_info(ledger: TokenLedger, url: str, headers: dict[str, str]) -> FakeResponse:
@@ -197,8 +214,13 @@ def _revoke(ledger: TokenLedger, form: dict[str, str]) -> None:
     ledger.revoke(form["token"])
 
 
-def _checked_form(client: tuple[str, str], url: str, headers: dict[str, str], body: bytes) -> dict[str, str]:
-    """Parse a token or revoke body, refusing what TikTok refuses, and check the client."""
+def _checked_form(
+    client: tuple[str, str], url: str, headers: dict[str, str], body: bytes, *, secret: bool = True
+) -> dict[str, str]:
+    """Parse a token, revoke or QR-code body, refusing what TikTok refuses, and check the client.
+
+    `secret=False` (get_qrcode) checks the client key alone.
+    """
     if urlsplit(url).query:
         raise OAuthRefusal("invalid_request", "Parameters must be sent in the request body.")
     content_type = headers.get("content-type", "").split(";")[0].strip().lower()
@@ -217,7 +239,9 @@ def _checked_form(client: tuple[str, str], url: str, headers: dict[str, str], bo
         raise OAuthRefusal("invalid_request", "Unknown parameter client_id; use client_key.")
     client_key, client_secret = client
     key_ok = hmac.compare_digest(form.get("client_key", "").encode(), client_key.encode())
-    secret_ok = hmac.compare_digest(form.get("client_secret", "").encode(), client_secret.encode())
+    secret_ok = not secret or hmac.compare_digest(
+        form.get("client_secret", "").encode(), client_secret.encode()
+    )
     if not (key_ok and secret_ok):
         raise OAuthRefusal("invalid_client", "Client key or secret is invalid.")
     return form

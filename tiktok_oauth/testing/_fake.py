@@ -22,6 +22,7 @@ from tiktok_oauth.testing._endpoints import (
     USER_INFO_PATH,
     VIDEO_LIST_FIELDS,
     VIDEO_LIST_PATH,
+    answer_qrcode,
     answer_revoke,
     answer_token,
     answer_user_info,
@@ -38,6 +39,7 @@ from tiktok_oauth.testing._models import (
     new_log_id,
     oauth_error,
 )
+from tiktok_oauth.testing._qrcodes import QRCodeBook
 from tiktok_oauth.testing._webhooks import WebhookTarget, deliver, removed_body, retry_delays, signed_headers
 
 if TYPE_CHECKING:
@@ -47,7 +49,9 @@ if TYPE_CHECKING:
 
 __all__ = ["FakeTikTok"]
 
-_ENDPOINT_NAMES = frozenset({"authorize", "token", "revoke", "user_info", "video_list"})
+_ENDPOINT_NAMES = frozenset(
+    {"authorize", "token", "revoke", "user_info", "video_list", "get_qrcode", "check_qrcode"}
+)
 
 
 @dataclass
@@ -59,7 +63,7 @@ class _Fault:
 
 
 class FakeTikTok:
-    """An emulator of TikTok's OAuth v2 endpoints (authorize, token, revoke, user info, video list) for tests.
+    """An emulator of TikTok's OAuth v2 endpoints (authorize, token, revoke, user info, video list, QR code).
 
     It answers TikTok's real URLs through `transport()`, `async_transport()` and `mount()`, or
     loopback URLs through `serve()`, with the quirks of TikTok's v2 API: `client_key`, comma-separated
@@ -105,6 +109,7 @@ class FakeTikTok:
         self.token_requests: list[dict[str, str]] = []
         self._lock = threading.Lock()
         self._ledger = TokenLedger(access_ttl, refresh_ttl)
+        self._qrcodes = QRCodeBook(self._ledger)
         self._faults: list[_Fault] = []
         self._grant_counts: collections.Counter[str] = collections.Counter()
         self.webhook_url: WebhookTarget | None = None
@@ -147,6 +152,38 @@ class FakeTikTok:
         with self._lock:
             return self._ledger.new_grant(open_id, tuple(scopes), expires_in, refresh_expires_in)
 
+    @property
+    def qr_ttl(self) -> float:
+        """Seconds before a QR code nobody confirmed answers `expired` (default 300; TikTok's is undocumented)."""
+        return self._qrcodes.ttl
+
+    @qr_ttl.setter
+    def qr_ttl(self, seconds: float) -> None:
+        with self._lock:
+            self._qrcodes.ttl = seconds
+
+    @property
+    def qr_redirect_uri(self) -> str:
+        """The redirect URI a confirmed QR code's `redirect_uri` holds the code on (default `https://localhost/`)."""
+        return self._qrcodes.redirect_uri
+
+    @qr_redirect_uri.setter
+    def qr_redirect_uri(self, uri: str) -> None:
+        with self._lock:
+            self._qrcodes.redirect_uri = uri
+
+    def scan_qr(self, scan_url_or_token: str, open_id: str = "u1", *, confirm: bool = True) -> None:
+        """Play the user's phone scanning a QR code from `start_qr_login`, and confirming it or not.
+
+        Given the `scan_url`, the phone sends TikTok the `client_ticket` in it, which `check_qrcode` then
+        echoes. Given only the token, no ticket comes with the scan (the client then refuses the answer,
+        as for a code someone else drew). The code answers `scanned`; with `confirm=True` (the default)
+        then `confirmed`, with an authorization code for `open_id` in its `redirect_uri`, and `utilised`
+        once that code was exchanged. An unknown, expired or used code raises `FakeTikTokError`.
+        """
+        with self._lock:
+            self._qrcodes.scan(scan_url_or_token, open_id, confirm=confirm)
+
     def grant_count(self, grant_type: str) -> int:
         """How many successful token-endpoint answers `grant_type` has had."""
         with self._lock:
@@ -187,8 +224,10 @@ class FakeTikTok:
     ) -> None:
         """Answer the next `times` requests to `endpoint` (None: any) with `status` and `body`.
 
-        Nothing is processed. The default body is TikTok-shaped JSON (`temporarily_unavailable` on
-        the token and revoke endpoints, an `internal_error` envelope elsewhere).
+        `endpoint` is one of `authorize`, `token`, `revoke`, `user_info`, `video_list`, `get_qrcode`,
+        `check_qrcode`. Nothing is processed. The default body is TikTok-shaped JSON
+        (`temporarily_unavailable` on the token, revoke and QR-code endpoints, an `internal_error`
+        envelope elsewhere).
         """
         if body is None:
             body = _default_failure_body(endpoint)
@@ -394,6 +433,8 @@ class FakeTikTok:
             return answer_user_info(self._ledger, url, headers)
         if endpoint == "video_list":
             return answer_video_list(self._ledger, url, headers, body)
+        if endpoint in ("get_qrcode", "check_qrcode"):
+            return answer_qrcode(self._qrcodes, endpoint, client, url, headers, body)
         return api_response(404, new_log_id(), code="not_found", message="No such endpoint.")
 
 
@@ -410,7 +451,7 @@ def _checked_times(times: int) -> int:
 
 
 def _default_failure_body(endpoint: str | None) -> bytes:
-    if endpoint in {"token", "revoke"}:
+    if endpoint in {"token", "revoke", "get_qrcode", "check_qrcode"}:
         response = oauth_error("temporarily_unavailable", "Try again later.", new_log_id())
     else:
         response = api_response(500, new_log_id(), code="internal_error", message="Try again.")

@@ -81,6 +81,11 @@ class TokenLedger:
         )
         return code
 
+    def code_used(self, code: str) -> bool:
+        """Whether `code` was exchanged for a token already."""
+        entry = self._codes.get(code)
+        return entry is not None and entry.used
+
     def new_grant(
         self,
         open_id: str,
