@@ -26,6 +26,7 @@ from authlib.common.errors import AuthlibBaseError
 from tiktok_oauth import __version__
 from tiktok_oauth._cli._common import CLIENT_KEY_ENV, CLIENT_SECRET_ENV, CLIError, default_store_path
 from tiktok_oauth._cli.demo import run_demo
+from tiktok_oauth._cli.fake import add_fake
 from tiktok_oauth._cli.keeper import add_keeper
 from tiktok_oauth._cli.login import run_login
 from tiktok_oauth._cli.refresh_all import add_options as add_refresh_all_options
@@ -189,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     login.set_defaults(handler=run_login)
 
     add_keeper(commands, [common, credentials, store])
+    add_fake(commands, common)
 
     token = commands.add_parser(
         "token",

@@ -354,17 +354,19 @@ class FakeTikTok:
         return add_respx_route(self, router)
 
     @contextmanager
-    def serve(self) -> Iterator[str]:
-        """Serve the endpoints on a loopback HTTP server; yield its base URL, stop it on exit.
+    def serve(self, *, port: int = 0) -> Iterator[str]:
+        """Serve the endpoints on a loopback HTTP server on `port` (0: a free one); yield its base URL, stop
+        it on exit.
 
         A browser sent to the authorization URL gets TikTok's consent page: the app's client key, the
         scopes asked, a text field `open_id` and Authorize / Deny buttons; submitting it redirects to
         the redirect URI exactly as `authorize()` would. The server holds hundreds of concurrent
-        connections.
+        connections. Its control endpoints drive it from another process: `GET /_fake/state` (the
+        counters as JSON), `POST /_fake/expire` (optional `open_id`), `POST /_fake/revoke` (`open_id`).
         """
         from tiktok_oauth.testing._server import running_server  # noqa: PLC0415
 
-        with running_server(self) as base_url:
+        with running_server(self, port) as base_url:
             yield base_url
 
     def _sign_webhook(self, body: bytes) -> dict[str, str]:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from tiktok_oauth._loopback import LoopbackHTTPServer
+from tiktok_oauth.testing._control import CONTROL_PREFIX, answer_control
 from tiktok_oauth.testing._models import FakeResponse
 
 if TYPE_CHECKING:
@@ -21,12 +22,12 @@ __all__ = ["running_server"]
 
 
 class _Server(LoopbackHTTPServer):
-    def __init__(self, fake: FakeTikTok) -> None:
+    def __init__(self, fake: FakeTikTok, port: int = 0) -> None:
         self.fake = fake
         self.stopping = threading.Event()
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(("127.0.0.1", port), _Handler)
 
     def track(self, connection: socket.socket, *, open_: bool) -> None:
         with self._connections_lock:
@@ -90,6 +91,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         host, port = self.server.server_address[:2]
         url = f"http://{host!s}:{port}{self.path}"
+        if self.path.startswith(CONTROL_PREFIX):
+            self._send(answer_control(fake, self.command, self.path, body))
+            return
         time.sleep(fake.request_delay(self.command, url))
         answer = fake.handle(self.command, url, dict(self.headers.items()), body)
         if answer is None:
@@ -103,6 +107,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 {"content-type": "text/plain; charset=utf-8"},
                 b"FakeTikTok refused a header holding CR or LF\n",
             )
+        self._send(answer)
+
+    def _send(self, answer: FakeResponse) -> None:
         self.send_response(answer.status)
         for name, value in answer.headers.items():
             if name != "content-length":
@@ -117,9 +124,10 @@ def _splits_header(text: str) -> bool:
 
 
 @contextlib.contextmanager
-def running_server(fake: FakeTikTok) -> Iterator[str]:
-    """Run a server for `fake` in a daemon thread; yield `http://127.0.0.1:PORT`; stop it on exit."""
-    server = _Server(fake)
+def running_server(fake: FakeTikTok, port: int = 0) -> Iterator[str]:
+    """Run a server for `fake` in a daemon thread on `port` (0: a free one); yield `http://127.0.0.1:PORT`;
+    stop it on exit."""
+    server = _Server(fake, port)
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="FakeTikTok", daemon=True
     )
