@@ -86,7 +86,7 @@ class Harness(Protocol):
     def set(self, key: str, token: TikTokToken) -> None: ...
     def delete(self, key: str) -> None: ...
     def keys(self) -> list[str]: ...
-    def expiring(self, before: float) -> list[str]: ...
+    def expiring(self, before: float, *, refresh: bool = False) -> list[str]: ...
     def repr(self) -> str: ...
     def check_protocols(self) -> None: ...
     def lock_race(self, first_key: str, second_key: str) -> list[str]: ...
@@ -121,8 +121,8 @@ class SyncHarness:
     def keys(self) -> list[str]:
         return list(self.store.keys())
 
-    def expiring(self, before: float) -> list[str]:
-        return list(self.store.expiring(before))
+    def expiring(self, before: float, *, refresh: bool = False) -> list[str]:
+        return list(self.store.expiring(before, refresh=True) if refresh else self.store.expiring(before))
 
     def repr(self) -> str:
         return repr(self.store)
@@ -194,7 +194,9 @@ class AsyncHarness:
     def keys(self) -> list[str]:
         return self.run(lambda store: _collect(store.keys()))
 
-    def expiring(self, before: float) -> list[str]:
+    def expiring(self, before: float, *, refresh: bool = False) -> list[str]:
+        if refresh:
+            return self.run(lambda store: _collect(store.expiring(before, refresh=True)))
         return self.run(lambda store: _collect(store.expiring(before)))
 
     def repr(self) -> str:

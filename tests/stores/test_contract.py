@@ -285,6 +285,26 @@ def test_expiring_lists_the_keys_whose_access_token_expires_strictly_before(stor
     assert store.expiring(0) == []
 
 
+def test_expiring_with_refresh_lists_the_keys_whose_refresh_token_expires_strictly_before(
+    store: Harness,
+) -> None:
+    """The users who must log in again soon: by the refresh token's expiry, not the access token's."""
+
+    def token(n: int, refresh_expires_at: float | None) -> TikTokToken:
+        made = expiring_at(2_000_000_000.0 + n, n)  # every access token expires soon
+        del made["refresh_expires_in"]
+        made["refresh_expires_at"] = refresh_expires_at
+        return made
+
+    store.set("ends-first", token(1, 2_100_000_000))
+    store.set("ends-later", token(2, 2_200_000_000))
+    store.set("unknown", token(3, None))
+    assert store.expiring(2_100_000_000, refresh=True) == []
+    assert store.expiring(2_100_000_001, refresh=True) == ["ends-first"]
+    assert sorted(store.expiring(float("inf"), refresh=True)) == ["ends-first", "ends-later"]
+    assert sorted(store.expiring(2_000_000_010)) == ["ends-first", "ends-later", "unknown"]  # access expiries
+
+
 @pytest.mark.parametrize("expires_at", [None, "soon", True], ids=["null", "a string", "a bool"])
 def test_a_token_without_a_numeric_expires_at_is_never_expiring(store: Harness, expires_at: object) -> None:
     token = make_token(1)

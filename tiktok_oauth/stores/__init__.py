@@ -119,10 +119,12 @@ class ListingTokenStore(TokenStore, Protocol):
         """The keys of the stored tokens, exactly as they were given to `set`, in no given order."""
         ...
 
-    def expiring(self, before: float) -> Iterable[str]:
+    def expiring(self, before: float, *, refresh: bool = False) -> Iterable[str]:
         """The keys whose access token's `expires_at` is strictly less than the epoch time `before`.
 
-        Tokens already expired are included; a token with no `expires_at` is never listed.
+        Tokens already expired are included; a token with no `expires_at` is never listed. With
+        `refresh`, the keys whose refresh token's `refresh_expires_at` is (the users who must log in
+        again soon); a token without one is never listed.
         """
         ...
 
@@ -164,8 +166,8 @@ class AsyncListingTokenStore(AsyncTokenStore, Protocol):
         """The keys of the stored tokens, exactly as they were given to `set`, in no given order."""
         ...
 
-    def expiring(self, before: float) -> AsyncIterable[str]:
-        """The keys whose access token's `expires_at` is strictly less than the epoch time `before`."""
+    def expiring(self, before: float, *, refresh: bool = False) -> AsyncIterable[str]:
+        """The keys whose access (with `refresh`: refresh) token expires strictly before `before`."""
         ...
 
 
@@ -214,10 +216,13 @@ class MemoryTokenStore:
             keys = list(self._tokens)
         return iter(keys)
 
-    def expiring(self, before: float) -> Iterator[str]:
-        """The keys whose access token expires strictly before `before` (a snapshot taken when called)."""
+    def expiring(self, before: float, *, refresh: bool = False) -> Iterator[str]:
+        """The keys whose access (with `refresh`: refresh) token expires strictly before `before` (a
+        snapshot taken when called)."""
         with self._mutex:
-            keys = [key for key, token in self._tokens.items() if expires_before(token, before)]
+            keys = [
+                key for key, token in self._tokens.items() if expires_before(token, before, refresh=refresh)
+            ]
         return iter(keys)
 
     def _lock_for(self, key: str) -> threading.Lock:

@@ -62,20 +62,21 @@ def decode_token(data: bytes | str, where: str) -> TikTokToken:
     return TikTokToken(value)
 
 
-def access_expiry(token: Mapping[str, Any]) -> float | None:
-    """The access token's `expires_at` as a float, or None when the token has no usable one.
+def access_expiry(token: Mapping[str, Any], field: str = "expires_at") -> float | None:
+    """The access token's `expires_at` (or `field`, e.g. `refresh_expires_at`) as a float, or None when
+    the token has no usable one.
 
     The one rule every store's `expiring(before)` follows: a missing, non-numeric (booleans
-    included) or non-finite `expires_at` means "no expiry", and such a token is never listed.
+    included) or non-finite expiry means "no expiry", and such a token is never listed.
     """
-    value = token.get("expires_at")
+    value = token.get(field)
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     expiry = float(value)
     return expiry if math.isfinite(expiry) else None
 
 
-def expires_before(token: Mapping[str, Any], before: float) -> bool:
-    """Whether `token`'s access token expires strictly before the epoch time `before`."""
-    expiry = access_expiry(token)
+def expires_before(token: Mapping[str, Any], before: float, *, refresh: bool = False) -> bool:
+    """Whether `token`'s access token (with `refresh`: its refresh token) expires strictly before `before`."""
+    expiry = access_expiry(token, "refresh_expires_at" if refresh else "expires_at")
     return expiry is not None and expiry < before

@@ -177,25 +177,29 @@ class Schema:
     def delete(self, key: str) -> sa.Delete:
         return sa.delete(self.table).where(self.table.c.key == stored_key(key))
 
-    def after(self, expires_at: float, key: str) -> sa.ColumnElement[bool]:
-        """Rows past `(expires_at, key)` in index order: a row-value comparison where the dialect has one."""
+    def after(self, expires_at: float, key: str, *, refresh: bool = False) -> sa.ColumnElement[bool]:
+        """Rows past `(expires_at, key)` in index order: a row-value comparison where the dialect has one.
+        With `refresh`, the refresh token's expiry is the column."""
         columns = self.table.c
+        expiry = columns.refresh_expires_at if refresh else columns.expires_at
         if self.dialect in {"postgresql", "sqlite", "mysql", "mariadb"}:
-            return sa.tuple_(columns.expires_at, columns.key) > sa.tuple_(
+            return sa.tuple_(expiry, columns.key) > sa.tuple_(
                 sa.literal(expires_at, sa.Double()), sa.literal(key, _KEY_TYPE)
             )
-        return sa.or_(
-            columns.expires_at > expires_at, sa.and_(columns.expires_at == expires_at, columns.key > key)
-        )
+        return sa.or_(expiry > expires_at, sa.and_(expiry == expires_at, columns.key > key))
 
-    def expiring_page(self, before: float, after: tuple[float, str] | None) -> sa.Select[tuple[str, float]]:
-        """One page of `expiring(before)`: `expires_at < before`, in index order, from `after` on."""
+    def expiring_page(
+        self, before: float, after: tuple[float, str] | None, *, refresh: bool = False
+    ) -> sa.Select[tuple[str, float]]:
+        """One page of `expiring(before)`: `expires_at < before` (with `refresh`: `refresh_expires_at`, on
+        its own index), in index order, from `after` on."""
         columns = self.table.c
-        condition = columns.expires_at.is_not(None) if before == math.inf else columns.expires_at < before
-        statement = sa.select(columns.key, columns.expires_at).where(condition)
+        expiry = columns.refresh_expires_at if refresh else columns.expires_at
+        condition = expiry.is_not(None) if before == math.inf else expiry < before
+        statement = sa.select(columns.key, expiry).where(condition)
         if after is not None:
-            statement = statement.where(self.after(*after))
-        return statement.order_by(columns.expires_at, columns.key).limit(PAGE)
+            statement = statement.where(self.after(*after, refresh=refresh))
+        return statement.order_by(expiry, columns.key).limit(PAGE)
 
     def keys_page(self, after: str | None) -> sa.Select[tuple[str]]:
         """One page of `keys()`, in primary-key order, from `after` on."""
@@ -227,15 +231,20 @@ class KeyPager:
 class ExpiringPager:
     """Walks `expiring(before)` page by page, as `KeyPager` walks `keys()`."""
 
-    def __init__(self, schema: Schema, before: float) -> None:
+    def __init__(self, schema: Schema, before: float, *, refresh: bool = False) -> None:
         self._schema = schema
         self._before = before
+        self._refresh = refresh
         self._after: tuple[float, str] | None = None
         # NaN is before nothing, and -inf is after everything: no query at all.
         self._done = math.isnan(before) or before == -math.inf
 
     def query(self) -> sa.Select[tuple[str, float]] | None:
-        return None if self._done else self._schema.expiring_page(self._before, self._after)
+        return (
+            None
+            if self._done
+            else self._schema.expiring_page(self._before, self._after, refresh=self._refresh)
+        )
 
     def feed(self, rows: Sequence[Sequence[Any]]) -> Iterable[str]:
         self._done = len(rows) < PAGE

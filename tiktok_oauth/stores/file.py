@@ -172,14 +172,15 @@ class FileTokenStore:
                 if key is not None:
                     yield key
 
-    def expiring(self, before: float) -> Iterator[str]:
-        """The keys whose access token's `expires_at` is strictly less than `before` (reads each file)."""
+    def expiring(self, before: float, *, refresh: bool = False) -> Iterator[str]:
+        """The keys whose access (with `refresh`: refresh) token expires strictly before `before` (reads
+        each file)."""
         for match, path in self._token_files():
             data = self._read(path)
             if data is None:
                 continue
             key = self._key_of(data, path, match)
-            if key is not None and expires_before(self._parse(data, path)[1], before):
+            if key is not None and expires_before(self._parse(data, path)[1], before, refresh=refresh):
                 yield key
 
     def _token_files(self) -> Iterator[tuple[re.Match[str], Path]]:

@@ -23,7 +23,7 @@ from redis.exceptions import LockError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tiktok_oauth.errors import LockLostError, TokenStoreError
-from tiktok_oauth.stores._codec import access_expiry, decode_token, encode_token
+from tiktok_oauth.stores._codec import access_expiry, decode_token, encode_token, expires_before
 from tiktok_oauth.stores._redis_layout import (
     DELETE_SCRIPT,
     PAGE,
@@ -313,8 +313,15 @@ class RedisTokenStore(_RedisStoreBase):
         except RedisError as exc:
             raise _failure("SCAN", self._layout.scan_pattern, exc) from exc
 
-    def expiring(self, before: float) -> Iterator[str]:
-        """The keys whose access token expires strictly before `before`, from the expiry index."""
+    def expiring(self, before: float, *, refresh: bool = False) -> Iterator[str]:
+        """The keys whose access token expires strictly before `before`, from the expiry index. With
+        `refresh`, those whose refresh token does: Redis keeps no index of those, so each token is read."""
+        if refresh:
+            for key in self.keys():
+                token = self.get(key)
+                if token is not None and expires_before(token, before, refresh=True):
+                    yield key
+            return
         pager = ExpiryPager(before)
         while (query := pager.query()) is not None:
             low, high, count = query
@@ -433,8 +440,15 @@ class AsyncRedisTokenStore(_RedisStoreBase):
         except RedisError as exc:
             raise _failure("SCAN", self._layout.scan_pattern, exc) from exc
 
-    async def expiring(self, before: float) -> AsyncIterator[str]:
-        """The keys whose access token expires strictly before `before`, from the expiry index."""
+    async def expiring(self, before: float, *, refresh: bool = False) -> AsyncIterator[str]:
+        """The keys whose access token expires strictly before `before`, from the expiry index. With
+        `refresh`, those whose refresh token does (each token read: there is no index of those)."""
+        if refresh:
+            async for key in self.keys():
+                token = await self.get(key)
+                if token is not None and expires_before(token, before, refresh=True):
+                    yield key
+            return
         pager = ExpiryPager(before)
         while (query := pager.query()) is not None:
             low, high, count = query

@@ -444,9 +444,10 @@ class SQLTokenStore(_SQLStoreBase):
         while (query := pager.query()) is not None:
             yield from pager.feed(self._run("list", None, functools.partial(self._fetch, query)))
 
-    def expiring(self, before: float) -> Iterator[str]:
-        """The keys whose access token expires strictly before `before`: indexed pages, soonest first."""
-        pager = ExpiringPager(self._schema, before)
+    def expiring(self, before: float, *, refresh: bool = False) -> Iterator[str]:
+        """The keys whose access (with `refresh`: refresh) token expires strictly before `before`: indexed
+        pages, soonest first."""
+        pager = ExpiringPager(self._schema, before, refresh=refresh)
         while (query := pager.query()) is not None:
             yield from pager.feed(self._run("list", None, functools.partial(self._fetch, query)))
 
@@ -624,9 +625,10 @@ class AsyncSQLTokenStore(_SQLStoreBase):
             for key in pager.feed(await self._run("list", None, functools.partial(self._fetch, query))):
                 yield key
 
-    async def expiring(self, before: float) -> AsyncIterator[str]:
-        """The keys whose access token expires strictly before `before`: indexed pages, soonest first."""
-        pager = ExpiringPager(self._schema, before)
+    async def expiring(self, before: float, *, refresh: bool = False) -> AsyncIterator[str]:
+        """The keys whose access (with `refresh`: refresh) token expires strictly before `before`: indexed
+        pages, soonest first."""
+        pager = ExpiringPager(self._schema, before, refresh=refresh)
         while (query := pager.query()) is not None:
             for key in pager.feed(await self._run("list", None, functools.partial(self._fetch, query))):
                 yield key
