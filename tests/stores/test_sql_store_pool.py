@@ -130,7 +130,8 @@ def test_threads_beyond_the_pool_each_refresh_their_own_key_without_error(
 ) -> None:
     client = TikTokOAuth2Client("test-key", SECRET, **fake.endpoints(served))
     barrier = threading.Barrier(CALLERS)
-    with SQLTokenStore(postgres_url, table=table, pool_size=POOL_SIZE) as store:
+    # A generous connect timeout: 40 callers open connections at once on a possibly busy machine.
+    with SQLTokenStore(f"{postgres_url}?connect_timeout=60", table=table, pool_size=POOL_SIZE) as store:
         for n in range(CALLERS):
             store.set(f"user-{n}", _expired(fake, n))
 
@@ -152,7 +153,9 @@ def test_tasks_beyond_the_pool_each_refresh_their_own_key_without_error(
 ) -> None:
     async def main() -> list[int]:
         client = AsyncTikTokOAuth2Client("test-key", SECRET, **fake.endpoints(served))
-        async with AsyncSQLTokenStore(postgres_url, table=table, pool_size=POOL_SIZE) as store:
+        # A generous connect timeout: 40 callers open connections at once on a possibly busy machine.
+        url = f"{postgres_url}?connect_timeout=60"
+        async with AsyncSQLTokenStore(url, table=table, pool_size=POOL_SIZE) as store:
             for n in range(CALLERS):
                 await store.set(f"user-{n}", _expired(fake, n))
 
