@@ -27,7 +27,7 @@ from filelock import FileLock
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
-EXTRAS = ("redis", "sql", "starlette", "flask", "django", "niquests", "aiohttp", "progress")
+EXTRAS = ("redis", "sql", "starlette", "flask", "django", "niquests", "aiohttp", "progress", "qr")
 WORKFLOW = ROOT / ".github" / "workflows" / "release.yml"
 
 
