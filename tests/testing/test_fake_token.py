@@ -15,7 +15,7 @@ PostToken = Callable[..., httpx.Response]
 Login = Callable[..., dict[str, Any]]
 REDIRECT_URI = "https://app.example/callback"
 VERIFIER = "verifier-" + "x" * 50
-TOKEN_URL = "https://open.tiktokapis.com/v2/oauth/token/"  # noqa: S105 - a URL
+TOKEN_URL = "https://open.tiktokapis.com/v2/oauth/token/"
 
 
 def exchange(post_token: PostToken, code: str, **changes: str | None) -> httpx.Response:
