@@ -149,8 +149,10 @@ class _Key:
         while True:
             yield _Sleep(self.pause())  # even 0: the async pool lets other workers run
             renewed = yield _RENEW
-            error = renewed if isinstance(renewed, Exception) else None
-            outcome, error, retry = self.outcome(error, None if error is not None else renewed)  # type: ignore[arg-type]
+            if isinstance(renewed, Exception):
+                outcome, error, retry = self.outcome(renewed, None)
+            else:  # the outcome `TokenSource.renew` returned
+                outcome, error, retry = self.outcome(None, renewed)
             if not retry:
                 return outcome, error
 
