@@ -17,6 +17,8 @@ from tests.conftest import SECRET
 from tiktok_oauth import (
     AsyncTikTokOAuth2Client,
     MemoryTokenStore,
+    NothingStoredError,
+    RateLimitedError,
     RefreshReport,
     TikTokAuth,
     TikTokOAuth2Client,
@@ -357,3 +359,71 @@ def test_a_refreshed_token_that_cannot_be_written_is_reported_failed_as_such(
     assert isinstance(report.failed["u1"], TokenStoreError)
     assert "new token could not be written" in str(report.failed["u1"])
     assert store.get("u1") == old
+
+
+# -- one key's steps as plain values: no store read, no request, no sleep -------------------------------------
+
+
+def _steps(store: Any = None) -> Any:
+    run = keeper._Run(TikTokOAuth2Client("test-key", SECRET), store or MemoryTokenStore(), 3600.0, None, None)
+    return run.key("alice").steps()
+
+
+def _token(expires_in: float, **extra: Any) -> TikTokToken:
+    return TikTokToken({"access_token": "act.x", "expires_at": int(time.time() + expires_in), **extra})
+
+
+def _finish(steps: Any, answer: object) -> object:
+    with pytest.raises(StopIteration) as done:
+        steps.send(answer)
+    return done.value.value
+
+
+def test_a_key_not_due_is_fresh_after_one_read() -> None:
+    steps = _steps()
+    assert next(steps) == keeper._READ
+    assert _finish(steps, _token(86_000)) == ("fresh", None)
+
+
+def test_a_key_marked_needs_login_is_reported_without_a_renewal() -> None:
+    steps = _steps()
+    next(steps)
+    assert _finish(steps, _token(60, needs_login=True)) == ("reauthorization_required", None)
+
+
+def test_an_unreadable_key_fails_and_an_empty_one_is_skipped() -> None:
+    broken = OSError("disk")
+    steps = _steps()
+    next(steps)
+    assert _finish(steps, broken) == ("failed", broken)
+    steps = _steps()
+    next(steps)
+    assert _finish(steps, None) == (None, None)
+
+
+def test_a_due_key_is_renewed_after_a_pause_and_reports_the_renewal() -> None:
+    steps = _steps()
+    next(steps)
+    assert steps.send(_token(60)) == keeper._Sleep(0.0)
+    assert steps.send(None) == keeper._RENEW
+    assert _finish(steps, "refreshed") == ("refreshed", None)
+
+
+def test_a_429_pauses_for_its_retry_after_and_renews_again() -> None:
+    steps = _steps()
+    next(steps)
+    steps.send(_token(60))
+    steps.send(None)
+    pause = steps.send(RateLimitedError("slow down", retry_after=5.0))
+    assert isinstance(pause, keeper._Sleep)
+    assert 4.0 < pause.seconds <= 5.0
+    assert steps.send(None) == keeper._RENEW
+    assert _finish(steps, "fresh") == ("fresh", None)
+
+
+def test_a_key_deleted_before_its_renewal_is_skipped() -> None:
+    steps = _steps()
+    next(steps)
+    steps.send(_token(60))
+    steps.send(None)
+    assert _finish(steps, NothingStoredError("nothing stored")) == (None, None)

@@ -562,3 +562,120 @@ def test_a_5xx_with_a_short_retry_after_waits_that_long() -> None:
     )
     assert isinstance(result, TikTokToken)
     assert steps[1] == p.Sleep(1.5)
+
+
+# -- the one error reader: plain values in, plain values out ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b'{"a": 1}', {"a": 1}),
+        (b"[1, 2]", None),
+        (b"<html>busy</html>", None),
+        (b"", None),
+        (b"\xff\xfe", None),
+        (b"[" * 100_000, None),
+    ],
+)
+def test_json_object_is_a_dict_or_none(content: bytes, expected: object) -> None:
+    assert p.json_object(content) == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (None, p.ErrorFields(None, "", None)),
+        ({"access_token": "act.x", "log_id": "L"}, p.ErrorFields(None, "", "L")),
+        (
+            {"error": "invalid_grant", "error_description": "expired", "log_id": "L1"},
+            p.ErrorFields("invalid_grant", "expired", "L1"),
+        ),
+        ({"error": "", "error_description": "ignored"}, p.ErrorFields(None, "", None)),
+        (
+            {"data": {}, "error": {"code": "ok", "message": "", "log_id": "L2"}},
+            p.ErrorFields("ok", "", "L2"),
+        ),
+        (
+            {"data": {}, "error": {"code": "scope_not_authorized", "message": "no"}, "log_id": "outer"},
+            p.ErrorFields("scope_not_authorized", "no", "outer"),
+        ),
+        ({"error": {"message": "no code"}}, p.ErrorFields(None, "no code", None)),
+    ],
+)
+def test_error_fields_reads_both_envelopes(body: dict[str, object] | None, expected: p.ErrorFields) -> None:
+    assert p.error_fields(body) == expected
+
+
+def test_error_fields_reads_the_v1_envelope_once_unwrapped() -> None:
+    body = {"data": {"error_code": 10010, "description": "expired", "log_id": "V1"}, "message": "error"}
+    assert p.error_fields(p.unwrap_v1(body)) == p.ErrorFields("invalid_grant", "expired", "V1")
+
+
+@pytest.mark.parametrize(("code", "failed"), [(None, False), ("ok", False), ("invalid_grant", True)])
+def test_only_a_code_other_than_ok_is_a_failure(code: str | None, *, failed: bool) -> None:
+    assert p.ErrorFields(code, "", None).failed is failed
+
+
+def test_the_log_id_header_stands_in_for_a_body_without_one() -> None:
+    assert p.header_log_id({"x-tt-logid": "H"}) == "H"
+    assert p.header_log_id({"x-tt-logid": ""}) is None
+    assert p.header_log_id({}) is None
+
+
+@pytest.mark.parametrize(
+    ("headers", "seconds"),
+    [({}, None), ({"retry-after": "2"}, 2.0), ({"retry-after": "-5"}, 0.0), ({"retry-after": "soon"}, None)],
+)
+def test_retry_after_reads_seconds(headers: dict[str, str], seconds: float | None) -> None:
+    assert p.retry_after(headers) == seconds
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "cls"),
+    [
+        (429, None, RateLimitedError),
+        (200, "rate_limit_exceeded", RateLimitedError),
+        (503, None, TikTokServerError),
+        (200, "temporarily_unavailable", TikTokServerError),
+        (400, "internal_error", TikTokServerError),
+        (400, "invalid_grant", None),
+        (200, None, None),
+    ],
+)
+def test_transient_errors_are_told_by_status_or_code(
+    status: int, code: str | None, cls: type[TikTokOAuthError] | None
+) -> None:
+    error = p.transient_error(
+        reply({}, status=status, headers={"retry-after": "1"}), code, "", "L", server_message="failed"
+    )
+    if cls is None:
+        assert error is None
+        return
+    assert type(error) is cls
+    assert (error.error, error.log_id, error.status_code, error.retry_after) == (code, "L", status, 1.0)
+
+
+def test_a_transient_error_without_a_description_gets_the_callers_message() -> None:
+    error = p.transient_error(
+        reply({}, status=502), None, "", None, server_message="TikTok failed (HTTP 502)"
+    )
+    assert error is not None
+    assert error.description == "TikTok failed (HTTP 502)"
+
+
+@pytest.mark.parametrize(
+    ("status", "content", "rejected"),
+    [
+        (401, b'{"error": {"code": "access_token_invalid", "message": "", "log_id": "x"}}', True),
+        (401, b'{"error": "access_token_invalid"}', True),
+        (401, b'{"code": "access_token_invalid", "message": "expired"}', True),
+        (401, b'{"error": {"code": "scope_not_authorized"}}', False),
+        (401, b"<html>401</html>", False),
+        (403, b'{"error": {"code": "access_token_invalid"}}', False),
+    ],
+)
+def test_token_rejected_is_only_a_401_access_token_invalid(
+    status: int, content: bytes, *, rejected: bool
+) -> None:
+    assert p.token_rejected(status, content) is rejected

@@ -2,22 +2,19 @@
 
 The v2 data APIs (user info, video list, ...) answer in one envelope, success or not (TIKTOK.md row 25):
 `{"data": {...}, "error": {"code": "ok", "message": "", "log_id": "..."}}`. The token endpoint's errors
-have another shape and are read by `_protocol`.
+have another shape; both are read by `_protocol`'s one error reader, which this module only calls.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any, Protocol, overload
 
-from tiktok_oauth._protocol import Reply, _retry_after
-from tiktok_oauth.errors import RateLimitedError, TikTokAPIError, TikTokOAuthError, TikTokServerError
+from tiktok_oauth import _protocol
+from tiktok_oauth._protocol import OK, Reply
+from tiktok_oauth.errors import TikTokAPIError, TikTokOAuthError, TikTokServerError
 
 __all__ = ["Response", "unwrap"]
-
-#: Codes that mean TikTok failed, whatever the status it sent them with.
-_SERVER_CODES = frozenset({"internal_error", "server_error", "temporarily_unavailable"})
 
 
 class Response(Protocol):
@@ -98,24 +95,25 @@ def unwrap(
 def error_for(reply: Reply) -> TikTokOAuthError | None:
     """The typed error a data API reply stands for, or None when its `error.code` is `"ok"`."""
     status = reply.status_code
-    body = _json_object(reply.content)
-    code, message, log_id = _envelope_error(body)
-    log_id = log_id or reply.headers.get("x-tt-logid") or None
-    common: dict[str, Any] = {"error": code, "log_id": log_id, "status_code": status}
-    if status == 429 or code == "rate_limit_exceeded":
-        retry_after = _retry_after(reply.headers)
-        return RateLimitedError(message or "TikTok's rate limit was hit", retry_after=retry_after, **common)
-    if status >= 500 or code in _SERVER_CODES:
-        retry_after = _retry_after(reply.headers)
-        return TikTokServerError(
-            message or f"TikTok failed (HTTP {status})", retry_after=retry_after, **common
-        )
+    body = _protocol.json_object(reply.content)
+    code, message, log_id = _protocol.error_fields(body)
+    log_id = log_id or _protocol.header_log_id(reply.headers)
+    transient = _protocol.transient_error(
+        reply, code, message, log_id, server_message=f"TikTok failed (HTTP {status})"
+    )
+    if transient is not None:
+        return transient
     if body is None or not isinstance(body.get("data") or {}, dict):
         return _not_envelope(reply, log_id)
-    if code == "ok":
+    if code == OK:
         return None
     if code is not None:
-        return TikTokAPIError(message or f"TikTok answered HTTP {status} with error {code}", **common)
+        return TikTokAPIError(
+            message or f"TikTok answered HTTP {status} with error {code}",
+            error=code,
+            log_id=log_id,
+            status_code=status,
+        )
     if 200 <= status < 300 and isinstance(body.get("data"), dict):
         return None  # the envelope without its `error`: TikTok always sends one, but the data is there
     return _not_envelope(reply, log_id)
@@ -137,36 +135,9 @@ def _not_envelope(reply: Reply, log_id: str | None) -> TikTokServerError:
 
 
 def _data(reply: Reply) -> dict[str, Any]:
-    body = _json_object(reply.content) or {}
+    body = _protocol.json_object(reply.content) or {}
     data: dict[str, Any] = body.get("data") or {}
     return data
-
-
-def _json_object(content: bytes) -> dict[str, Any] | None:
-    try:
-        body = json.loads(content)
-    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError; RecursionError: deep nesting
-        return None
-    return body if isinstance(body, dict) else None
-
-
-def _envelope_error(body: Mapping[str, Any] | None) -> tuple[str | None, str, str | None]:
-    """`(code, message, log_id)` of the envelope's `error`; the token endpoint's shape is read too."""
-    if body is None:
-        return None, "", None
-    error = body.get("error")
-    if isinstance(error, Mapping):
-        code = error.get("code")
-        log_id = error.get("log_id") or body.get("log_id")
-        return (
-            str(code) if code is not None else None,
-            str(error.get("message") or ""),
-            str(log_id) if log_id else None,
-        )
-    if isinstance(error, str) and error:  # `{"error": "invalid_request", "error_description": ...}`
-        log_id = body.get("log_id")
-        return error, str(body.get("error_description") or ""), str(log_id) if log_id else None
-    return None, "", None
 
 
 def _lowered(headers: Mapping[str, str]) -> dict[str, str]:

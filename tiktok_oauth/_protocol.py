@@ -316,7 +316,17 @@ def revoke_call(revoke_url: str, credentials: tuple[str, str], token: str | TikT
     return TokenCall("revoke", revoke_url, {**_credentials(*credentials), "token": access_token})
 
 
-# -- token-endpoint responses (rows 8, 9, 10, 11) --------------------------------------------------
+# -- reading an answer, once: JSON or not, the error envelope, Retry-After, a refused token -------
+
+
+#: The error code of an access token TikTok no longer accepts (expired, revoked): a refresh may help.
+INVALID_TOKEN: Final = "access_token_invalid"  # noqa: S105 - an error code
+#: The code of TikTok's rate limit, whatever the status it comes with.
+RATE_LIMITED: Final = "rate_limit_exceeded"
+#: Codes that mean TikTok failed, whatever the status it sent them with.
+SERVER_ERRORS: Final = frozenset({"internal_error", "server_error", "temporarily_unavailable"})
+#: The data API envelope's code for a success (row 14).
+OK: Final = "ok"
 
 
 class Reply(NamedTuple):
@@ -327,12 +337,61 @@ class Reply(NamedTuple):
     content: bytes
 
 
-def _log_id(body: Mapping[str, Any], headers: Mapping[str, str]) -> str | None:
-    log_id = body.get("log_id") or headers.get("x-tt-logid")
-    return str(log_id) if log_id else None
+class ErrorFields(NamedTuple):
+    """The error an answer's envelope reports: its code (None when it names none), message and log id."""
+
+    code: str | None
+    message: str
+    log_id: str | None
+
+    @property
+    def failed(self) -> bool:
+        """Whether the envelope reports a failure: a code, and not the data API's `"ok"`."""
+        return self.code is not None and self.code != OK
 
 
-def _retry_after(headers: Mapping[str, str]) -> float | None:
+def json_object(content: bytes) -> dict[str, Any] | None:
+    """The body as a JSON object, or None for anything else (an HTML page, a list, invalid UTF-8, ...)."""
+    try:
+        body = json.loads(content)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError; RecursionError: deep nesting
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def error_fields(body: Mapping[str, Any] | None) -> ErrorFields:
+    """Read the error of either v2 envelope (row 8: whatever the HTTP status).
+
+    The token endpoint's `{"error": "invalid_grant", "error_description": ..., "log_id": ...}`, or the data
+    API's `{"data": ..., "error": {"code": "ok", "message": ..., "log_id": ...}}`. The legacy v1 envelope
+    is turned into the first by `unwrap_v1`.
+    """
+    if body is None:
+        return ErrorFields(None, "", None)
+    error = body.get("error")
+    log_id: object = body.get("log_id")
+    if isinstance(error, Mapping):
+        code = error.get("code")
+        log_id = error.get("log_id") or log_id
+        return ErrorFields(
+            None if code is None else str(code), str(error.get("message") or ""), _text(log_id)
+        )
+    if error is None or error == "":
+        return ErrorFields(None, "", _text(log_id))
+    return ErrorFields(str(error), str(body.get("error_description") or ""), _text(log_id))
+
+
+def _text(value: object) -> str | None:
+    return str(value) if value else None
+
+
+def header_log_id(headers: Mapping[str, str]) -> str | None:
+    """TikTok's `x-tt-logid` header: the log id of an answer whose body names none."""
+    return headers.get("x-tt-logid") or None
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """The seconds a `Retry-After` header asks for (a number or an HTTP date), or None without a usable one."""
     value = headers.get("retry-after")
     if value is None:
         return None
@@ -346,15 +405,45 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
         return None
 
 
-def _json_object(reply: Reply) -> dict[str, Any] | None:
-    try:
-        body = json.loads(reply.content)
-    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError; RecursionError: deep nesting
-        return None
-    return body if isinstance(body, dict) else None
+def transient_error(
+    reply: Reply, error: str | None, description: str, log_id: str | None, *, server_message: str
+) -> RateLimitedError | TikTokServerError | None:
+    """A 429 or `rate_limit_exceeded`, or a failure on TikTok's side (5xx or a server code); else None.
+
+    Either carries the `Retry-After` seconds; `server_message` describes a server failure whose body
+    says nothing.
+    """
+    status = reply.status_code
+    common: dict[str, Any] = {"error": error, "log_id": log_id, "status_code": status}
+    if status == 429 or error == RATE_LIMITED:
+        return RateLimitedError(
+            description or "TikTok's rate limit was hit", retry_after=retry_after(reply.headers), **common
+        )
+    if status >= 500 or error in SERVER_ERRORS:
+        return TikTokServerError(
+            description or server_message, retry_after=retry_after(reply.headers), **common
+        )
+    return None
 
 
-def _unwrap_v1(body: dict[str, Any]) -> dict[str, Any]:
+def token_rejected(status_code: int, content: bytes) -> bool:
+    """Whether an answer is TikTok's 401 `access_token_invalid` (not `scope_not_authorized`; row 15).
+
+    Besides both envelopes, a flat `{"code": "access_token_invalid", "message": ...}` counts.
+    """
+    if status_code != 401:
+        return False
+    body = json_object(content)
+    if body is None:
+        return False
+    code = error_fields(body).code
+    return (body.get("code") if code is None else code) == INVALID_TOKEN
+
+
+# -- token-endpoint responses (rows 8, 9, 10, 11) --------------------------------------------------
+
+
+def unwrap_v1(body: dict[str, Any]) -> dict[str, Any]:
     """Unwrap the legacy v1 envelope `{"data": {..., "error_code": N}, "message": ...}`."""
     data = body.get("data")
     if isinstance(data, dict) and "error_code" in data and "error" not in body:
@@ -370,59 +459,41 @@ def _unwrap_v1(body: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-def _error_fields(body: dict[str, Any]) -> tuple[str, str] | None:
-    """The `(error, description)` of an error body, or None for a success (row 8: any status)."""
-    error = body.get("error")
-    if isinstance(error, dict):  # the data API's envelope, where code "ok" means success (row 14)
-        code = error.get("code")
-        if code in (None, "ok"):
-            return None
-        return str(code), str(error.get("message") or "")
-    if error is None or error == "":
-        return None
-    return str(error), str(body.get("error_description") or "")
-
-
 def error_for(call: TokenCall, reply: Reply) -> TikTokOAuthError | None:
-    """The typed error a reply stands for, or None when it is a success."""
+    """The typed error a token-endpoint reply stands for, or None when it is a success."""
     status = reply.status_code
-    body = _json_object(reply)
-    if body is not None:
-        body = _unwrap_v1(body)
-    fields = _error_fields(body) if body is not None else None
-    error, description = fields or (None, "")
-    log_id = _log_id(body or {}, reply.headers)
-    common: dict[str, Any] = {"error": error, "log_id": log_id, "status_code": status}
+    body = json_object(reply.content)
+    fields = error_fields(unwrap_v1(body) if body is not None else None)
+    error = fields.code if fields.failed else None
+    log_id = fields.log_id or header_log_id(reply.headers)
     if 300 <= status < 400:
         # Never followed: the form holds the client secret (and a refresh token) and must not go elsewhere.
         return TikTokServerError(
             f"TikTok answered with a redirect (HTTP {status}); token requests never follow redirects",
             retryable=False,
-            **common,
+            error=error,
+            log_id=log_id,
+            status_code=status,
         )
-    if status == 429 or error == "rate_limit_exceeded":
-        retry_after = _retry_after(reply.headers)
-        return RateLimitedError(
-            description or "TikTok's rate limit was hit", retry_after=retry_after, **common
-        )
-    if status >= 500 or error in ("server_error", "temporarily_unavailable", "internal_error"):
-        retry_after = _retry_after(reply.headers)
-        return TikTokServerError(
-            description or "TikTok had a server error", retry_after=retry_after, **common
-        )
+    transient = transient_error(
+        reply, error, fields.message, log_id, server_message="TikTok had a server error"
+    )
+    if transient is not None:
+        return transient
+    common: dict[str, Any] = {"error": error, "log_id": log_id, "status_code": status}
     if body is None:
         if call.grant == "revoke" and 200 <= status < 300 and not reply.content.strip():
             return None  # revoke answers success with an empty body (row 13)
         # Below 500, TikTok handled the request and only its answer is unreadable: a refresh token may
         # have rotated, so a single-use grant is not sent again.
         return TikTokServerError(_not_json(reply), retryable=call.grant not in _SINGLE_USE, **common)
-    if fields is not None:
-        if call.grant == "refresh_token" and error in ("invalid_grant", "access_token_invalid"):
+    if fields.failed:
+        if call.grant == "refresh_token" and error in ("invalid_grant", INVALID_TOKEN):
             return ReauthorizationRequiredError(
-                description or "the refresh token is invalid, expired or revoked: log in again",
+                fields.message or "the refresh token is invalid, expired or revoked: log in again",
                 **common,
             )
-        return TikTokOAuthError(description or "TikTok refused the request", **common)
+        return TikTokOAuthError(fields.message or "TikTok refused the request", **common)
     if not 200 <= status < 300:
         return TikTokOAuthError(f"TikTok answered HTTP {status}", **common)
     return None
@@ -439,13 +510,13 @@ def _not_json(reply: Reply) -> str:
 
 def token_from(call: TokenCall, reply: Reply, received_at: float) -> TikTokToken:
     """Turn a successful token reply into a `TikTokToken` with absolute expiries (rows 9, 10, 11)."""
-    body = _unwrap_v1(_json_object(reply) or {})
+    body = unwrap_v1(json_object(reply.content) or {})
     access_token = body.get("access_token")
     if not isinstance(access_token, str) or not access_token:
         raise TikTokServerError(
             "TikTok's token response has no access_token",
             status_code=reply.status_code,
-            log_id=_log_id(body, reply.headers),
+            log_id=error_fields(body).log_id or header_log_id(reply.headers),
         )
     for name in ("expires_in", "refresh_expires_in"):
         value = body.get(name)
@@ -522,7 +593,7 @@ def _success(call: TokenCall, reply: Reply, received_at: float) -> Any:
     if call.grant == "revoke":
         return None
     if call.grant in _QR_GRANTS:
-        return _json_object(reply)  # a success is a JSON object: error_for said so
+        return json_object(reply.content)  # a success is a JSON object: error_for said so
     return token_from(call, reply, received_at)
 
 

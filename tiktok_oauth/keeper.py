@@ -15,13 +15,12 @@ import logging
 import random
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NamedTuple
 
 from tiktok_oauth import _clock
-from tiktok_oauth.auth._locks import StoreSection
-from tiktok_oauth.auth._source import TokenSource
+from tiktok_oauth.auth import StoreSection, TokenSource
 from tiktok_oauth.client import AsyncTikTokOAuth2Client, TikTokOAuth2Client
 from tiktok_oauth.errors import (
     NothingStoredError,
@@ -38,6 +37,8 @@ logger = logging.getLogger("tiktok_oauth")
 
 KeyOutcome = Literal["refreshed", "fresh", "reauthorization_required", "failed"]
 Progress = Callable[[str, KeyOutcome], object]
+#: What became of one key: its outcome (None: skipped, the key holds nothing) and the error behind it.
+KeyResult = tuple[KeyOutcome | None, Exception | None]
 
 #: Times one key is tried again after a 429 within a run (each after the shared back-off).
 MAX_RATE_LIMITED: Final = 8
@@ -93,8 +94,26 @@ class _Backoff:
         return max(0.0, self.not_before - time.monotonic())
 
 
+class _Sleep(NamedTuple):
+    """Wait this long before the next step (the shared back-off, or a write retry's delay)."""
+
+    seconds: float
+
+
+#: Read the stored token without the lock; send back the token, None, or the exception the read raised.
+_READ: Final = "read"
+#: `TokenSource.renew` (under the lock); send back its outcome, or the exception it raised.
+_RENEW: Final = "renew"
+
+_Step = _Sleep | Literal["read", "renew"]
+_Answer = TikTokToken | str | Exception | None
+
+
 class _Key:
-    """The decision for one key, shared by both pools: try, classify, maybe retry after the back-off."""
+    """The decision for one key, shared by both pools: try, classify, maybe retry after the back-off.
+
+    `steps()` is the whole per-key conversation without I/O; `_visit` and `_avisit` only perform its steps.
+    """
 
     def __init__(self, source: TokenSource, backoff: _Backoff) -> None:
         self.source = source
@@ -116,6 +135,27 @@ class _Key:
         if not stored.is_expired(self.source.leeway):
             return True, "fresh"
         return False, None  # due: renew under the lock, which reads it again
+
+    def steps(self) -> Generator[_Step, _Answer, KeyResult]:
+        """Read, glance, then renew (after each pause) until the outcome is final; return it."""
+        stored = yield _READ
+        if isinstance(stored, Exception):
+            return "failed", stored  # an unreadable token is that key's failure
+        try:
+            done, outcome = self.glance(stored)  # type: ignore[arg-type]
+        except Exception as exc:  # noqa: BLE001 - as unreadable as a read that failed
+            return "failed", exc
+        if done:
+            return outcome, None
+        while True:
+            yield _Sleep(self.pause())  # even 0: the async pool lets other workers run
+            renewed = yield _RENEW
+            if isinstance(renewed, Exception):
+                outcome, error, retry = self.outcome(renewed, None)
+            else:  # the outcome `TokenSource.renew` returned
+                outcome, error, retry = self.outcome(None, renewed)
+            if not retry:
+                return outcome, error
 
     def outcome(
         self, error: Exception | None, renewed: str | None
@@ -194,26 +234,22 @@ def _visit(run: _Run, key: str) -> None:
     if run.stopping():
         return
     decision = run.key(key)
-    try:
-        done, outcome = decision.glance(run.store.get(key))
-    except Exception as exc:  # noqa: BLE001 - an unreadable token is that key's failure
-        run.record(key, "failed", exc)
-        return
-    if done:
-        run.record(key, outcome, None)
-        return
+    steps = decision.steps()
+    answer: _Answer = None
     while True:
-        time.sleep(decision.pause())
-        error: Exception | None = None
-        renewed: str | None = None
         try:
-            renewed = decision.source.renew()[0]
-        except Exception as exc:  # noqa: BLE001 - classified by the decision, per key
-            error = exc
-        outcome, error, retry = decision.outcome(error, renewed)
-        if not retry:
-            run.record(key, outcome, error)
+            step = steps.send(answer)
+        except StopIteration as done:
+            run.record(key, *done.value)
             return
+        if isinstance(step, _Sleep):
+            time.sleep(step.seconds)
+            answer = None
+            continue
+        try:
+            answer = run.store.get(key) if step == _READ else decision.source.renew()[0]
+        except Exception as exc:  # noqa: BLE001 - classified by the decision, per key
+            answer = exc
 
 
 async def _avisit(run: _Run, key: str) -> None:
@@ -222,29 +258,26 @@ async def _avisit(run: _Run, key: str) -> None:
     import asyncio  # noqa: PLC0415
 
     decision = run.key(key)
-    try:
-        stored = await StoreSection(run.store, key, is_async=run.is_async_store, use_lock=False).call(
-            "get", key
-        )
-        done, outcome = decision.glance(stored)
-    except Exception as exc:  # noqa: BLE001 - an unreadable token is that key's failure
-        run.record(key, "failed", exc)
-        return
-    if done:
-        run.record(key, outcome, None)
-        return
+    steps = decision.steps()
+    answer: _Answer = None
     while True:
-        await asyncio.sleep(decision.pause())
-        error: Exception | None = None
-        renewed: str | None = None
         try:
-            renewed = (await decision.source.arenew())[0]
-        except Exception as exc:  # noqa: BLE001 - classified by the decision, per key
-            error = exc
-        outcome, error, retry = decision.outcome(error, renewed)
-        if not retry:
-            run.record(key, outcome, error)
+            step = steps.send(answer)
+        except StopIteration as done:
+            run.record(key, *done.value)
             return
+        if isinstance(step, _Sleep):
+            await asyncio.sleep(step.seconds)
+            answer = None
+            continue
+        try:
+            if step == _READ:
+                section = StoreSection(run.store, key, is_async=run.is_async_store, use_lock=False)
+                answer = await section.call("get", key)
+            else:
+                answer = (await decision.source.arenew())[0]
+        except Exception as exc:  # noqa: BLE001 - classified by the decision, per key
+            answer = exc
 
 
 def _candidates(store: Any, within: float, keys: Iterable[str] | None) -> Any:

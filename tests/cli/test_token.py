@@ -33,7 +33,7 @@ def test_show_prints_open_id_scopes_and_expiries_masked(
         "  open_id:        alice-open-id\n"
         "  scopes:         user.info.basic, video.list\n"
         f"  access token:   act.***, expires {local_time(token.expires_at)} (in 23 h)\n"
-        f"  refresh token:  rft.***, expires {local_time(refresh_expires_at)} (in 365 d)\n"
+        f"  refresh token:  rft.***, expires {local_time(refresh_expires_at)} (in 180 d)\n"
     )
 
 

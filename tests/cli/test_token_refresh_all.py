@@ -35,7 +35,7 @@ def test_refresh_all_refreshes_only_the_due_tokens_and_prints_a_summary(
 ) -> None:
     for key in ("alice", "bob"):
         _issue(served, store, key, expires_in=600)
-    later = _issue(served, store, "carol", expires_in=7200)
+    later = _issue(served, store, "carol", expires_in=5400)  # beyond the default hour
     result = cli("token", "refresh", "--all", *served.options, "--store", str(store_dir))
     assert result.code == 0, result.err
     lines = result.out.splitlines()
@@ -44,7 +44,8 @@ def test_refresh_all_refreshes_only_the_due_tokens_and_prints_a_summary(
     assert lines[-1].endswith(f" s ({store_dir})")
     assert served.fake.grant_count("refresh_token") == 2
     assert store.get("carol") == later
-    wider = cli("token", "refresh", "--all", "--due", "3h", *served.options, "--store", str(store_dir))
+    # 100 minutes: carol's 90, not the 2 hours of the tokens just refreshed
+    wider = cli("token", "refresh", "--all", "--due", "100m", *served.options, "--store", str(store_dir))
     assert wider.code == 0, wider.err
     assert wider.out.splitlines() == ["refreshed: carol", wider.out.splitlines()[-1]]
     assert served.fake.grant_count("refresh_token") == 3

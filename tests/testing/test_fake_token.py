@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -15,6 +15,7 @@ PostToken = Callable[..., httpx.Response]
 Login = Callable[..., dict[str, Any]]
 REDIRECT_URI = "https://app.example/callback"
 VERIFIER = "verifier-" + "x" * 50
+TOKEN_URL = "https://open.tiktokapis.com/v2/oauth/token/"
 
 
 def exchange(post_token: PostToken, code: str, **changes: str | None) -> httpx.Response:
@@ -57,8 +58,8 @@ def test_code_exchange_returns_tiktoks_token_shape(
     ]
     assert body["access_token"].startswith("act.")
     assert body["refresh_token"].startswith("rft.")
-    assert body["expires_in"] == 86400
-    assert body["refresh_expires_in"] == 31536000
+    assert body["expires_in"] == 7200  # TikTok's current docs: 2 hours
+    assert body["refresh_expires_in"] == 15552000  # and 180 days
     assert body["open_id"] == "test-open-id"
     assert body["scope"] == "user.info.basic,video.list"
     assert body["token_type"] == "Bearer"
@@ -75,7 +76,7 @@ def test_code_exchange_scope_is_the_granted_subset(
 
 
 def test_lifetimes_follow_the_constructor(auth_url: Callable[..., str]) -> None:
-    fake = FakeTikTok(access_ttl=7200, refresh_ttl=15552000)
+    fake = FakeTikTok(access_ttl=86400, refresh_ttl=31536000)  # older doc pages: 24 h and 365 d
     code = httpx.URL(fake.authorize(auth_url())).params["code"]
     with httpx.Client(transport=fake.transport()) as http:
         body = http.post(
@@ -89,7 +90,7 @@ def test_lifetimes_follow_the_constructor(auth_url: Callable[..., str]) -> None:
                 "code_verifier": VERIFIER,
             },
         ).json()
-    assert (body["expires_in"], body["refresh_expires_in"]) == (7200, 15552000)
+    assert (body["expires_in"], body["refresh_expires_in"]) == (86400, 31536000)
 
 
 def test_code_is_single_use(post_token: PostToken, code_for: Callable[..., str]) -> None:
@@ -153,6 +154,61 @@ def test_rotated_away_refresh_token_is_dead_and_counted(
     assert fake.stale_refresh_token_uses == 1
 
 
+Graced = tuple[FakeTikTok, PostToken, dict[str, Any]]
+
+
+@pytest.fixture
+def graced() -> Iterator[Graced]:
+    """A fake with a 30-second rotation grace, a way to post to its token endpoint, and an issued token."""
+    fake = FakeTikTok(rotation_grace=30.0)
+    with httpx.Client(transport=fake.transport()) as http:
+
+        def post_token(**form: str | None) -> httpx.Response:
+            data = {"client_key": "test-key", "client_secret": "test-secret", **form}
+            return http.post(TOKEN_URL, data={k: v for k, v in data.items() if v is not None})
+
+        yield fake, post_token, fake.issue_token()
+
+
+def test_a_rotated_away_refresh_token_works_within_the_rotation_grace(
+    graced: Graced, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake, post_token, first = graced
+    now = _clock.now()
+    monkeypatch.setattr(_clock, "now", lambda: now)
+    second = refresh(post_token, first["refresh_token"]).json()
+    monkeypatch.setattr(_clock, "now", lambda: now + 29)
+    again = refresh(post_token, first["refresh_token"])
+    assert again.status_code == 200
+    assert again.json()["refresh_token"] not in (first["refresh_token"], second["refresh_token"])
+    assert fake.stale_refresh_token_uses == 1  # let through, and still counted
+    assert fake.grant_count("refresh_token") == 2
+
+
+def test_a_rotated_away_refresh_token_is_dead_once_the_rotation_grace_ends(
+    graced: Graced, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake, post_token, first = graced
+    now = _clock.now()
+    monkeypatch.setattr(_clock, "now", lambda: now)
+    refresh(post_token, first["refresh_token"])
+    monkeypatch.setattr(_clock, "now", lambda: now + 30)
+    assert_oauth_error(refresh(post_token, first["refresh_token"]), "invalid_grant")
+    assert fake.stale_refresh_token_uses == 1
+
+
+def test_the_rotation_grace_does_not_revive_a_revoked_grant(graced: Graced) -> None:
+    fake, post_token, first = graced
+    refresh(post_token, first["refresh_token"])
+    fake.revoke_grants("test-open-id")
+    assert_oauth_error(refresh(post_token, first["refresh_token"]), "invalid_grant")
+
+
+def test_a_negative_rotation_grace_is_refused() -> None:
+    with pytest.raises(ValueError, match="rotation_grace"):
+        FakeTikTok(rotation_grace=-1)
+
+
 def test_newest_refresh_token_keeps_working(post_token: PostToken, login: Login) -> None:
     token = login()["refresh_token"]
     for _ in range(3):
@@ -182,7 +238,7 @@ def test_expired_refresh_token_is_invalid_grant(
     post_token: PostToken, login: Login, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     token = login()["refresh_token"]
-    later = _clock.now() + 31536000 + 1
+    later = _clock.now() + 15552000 + 1
     monkeypatch.setattr(_clock, "now", lambda: later)
     assert_oauth_error(refresh(post_token, token), "invalid_grant")
 

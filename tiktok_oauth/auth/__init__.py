@@ -8,6 +8,7 @@
 """
 
 from tiktok_oauth.auth._auth import TikTokAuth
+from tiktok_oauth.auth._locks import StoreSection as StoreSection  # the keeper's reads of an async store
 from tiktok_oauth.auth._source import TokenSource
 
 __all__ = ["TikTokAuth", "TokenSource"]

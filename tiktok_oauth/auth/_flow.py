@@ -7,13 +7,10 @@ niquests, httpx and httpx2 sync and async, aiohttp) runs it; only the drivers do
 
 from __future__ import annotations
 
-import json
 from collections.abc import Generator
 from typing import Any, Final, NamedTuple
 
 from tiktok_oauth import _protocol
-
-_INVALID_TOKEN: Final = "access_token_invalid"  # noqa: S105 - an error code
 
 
 class TokenNeeded(NamedTuple):
@@ -33,23 +30,9 @@ TOKEN_NEEDED: Final = TokenNeeded()
 
 def token_rejected(response: Any) -> bool:
     """Whether a response is TikTok's 401 `access_token_invalid` (not `scope_not_authorized`; row 15)."""
-    if response.status_code != 401:
-        return False
-    try:
-        body = json.loads(response.content)
-    except (ValueError, RecursionError):
-        return False
-    if not isinstance(body, dict):
-        return False
-    error = body.get("error")
-    code = (
-        error.get("code")
-        if isinstance(error, dict)
-        else error
-        if isinstance(error, str)
-        else body.get("code")
-    )
-    return code == _INVALID_TOKEN
+    status = response.status_code
+    # The status first: the body of an answer that is not a 401 is never read here (it may be a stream).
+    return status == 401 and _protocol.token_rejected(status, response.content)
 
 
 def flow(request: Any, *, replayable: bool, sent: str | None = None) -> Generator[Any, Any, None]:

@@ -70,6 +70,11 @@ class FakeTikTok:
     scopes, hex PKCE, OAuth errors with HTTP 200, rotating refresh tokens and the `data`/`error`
     envelope. All state sits behind one lock, so one fake may serve many threads.
 
+    Lifetimes follow TikTok's current documentation: access tokens live `access_ttl` seconds (2 hours),
+    refresh tokens `refresh_ttl` (180 days). Rotation is strict: once a refresh issues a new refresh token,
+    the one it replaced is `invalid_grant` (and counted in `stale_refresh_token_uses`), unless
+    `rotation_grace` gives it that many seconds more to work.
+
     Attributes:
         client_key: the app's client key, which requests must send as `client_key`.
         client_secret: the app's client secret, which requests must send in the form body.
@@ -97,10 +102,17 @@ class FakeTikTok:
         client_key: str = "test-key",
         client_secret: str = "test-secret",  # noqa: S107 - a fake's well-known test secret
         *,
-        access_ttl: int = 86400,
-        refresh_ttl: int = 31536000,
+        access_ttl: int = 7200,
+        refresh_ttl: int = 15552000,
+        rotation_grace: float = 0.0,
     ) -> None:
-        """Create a fake app `client_key` / `client_secret` issuing tokens with these lifetimes."""
+        """Create a fake app `client_key` / `client_secret` issuing tokens with these lifetimes.
+
+        `rotation_grace` is how many seconds a refresh token still works after a refresh replaced it
+        (0: not at all, as TikTok documents).
+        """
+        if rotation_grace < 0:
+            raise ValueError("rotation_grace is a number of seconds, at least 0")
         self.client_key = client_key
         self.client_secret = client_secret
         self.token_delay = 0.0
@@ -108,7 +120,7 @@ class FakeTikTok:
         self.requests: list[RecordedRequest] = []
         self.token_requests: list[dict[str, str]] = []
         self._lock = threading.Lock()
-        self._ledger = TokenLedger(access_ttl, refresh_ttl)
+        self._ledger = TokenLedger(access_ttl, refresh_ttl, rotation_grace)
         self._qrcodes = QRCodeBook(self._ledger)
         self._faults: list[_Fault] = []
         self._grant_counts: collections.Counter[str] = collections.Counter()
@@ -120,7 +132,10 @@ class FakeTikTok:
 
     @property
     def stale_refresh_token_uses(self) -> int:
-        """How many refresh requests presented a refresh token that rotation had already replaced."""
+        """How many refresh requests presented a refresh token that rotation had already replaced.
+
+        Refused ones, and with `rotation_grace` those the grace let through as well.
+        """
         return self._ledger.stale_refresh_token_uses
 
     def authorize(

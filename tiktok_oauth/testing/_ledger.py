@@ -61,12 +61,14 @@ class _AccessToken:
 class TokenLedger:
     """The codes, grants and tokens the fake has issued, and the rules for using them."""
 
-    def __init__(self, access_ttl: int, refresh_ttl: int) -> None:
+    def __init__(self, access_ttl: int, refresh_ttl: int, rotation_grace: float = 0.0) -> None:
         self.access_ttl = access_ttl
         self.refresh_ttl = refresh_ttl
+        self.rotation_grace = rotation_grace
         self.stale_refresh_token_uses = 0
         self._codes: dict[str, _Code] = {}
         self._grants_by_refresh_token: dict[str, Grant] = {}  # includes rotated-away tokens
+        self._rotated_at: dict[str, float] = {}  # when each rotated-away refresh token was replaced
         self._access_tokens: dict[str, _AccessToken] = {}
 
     def issue_code(self, request: AuthorizationRequest, scopes: tuple[str, ...], open_id: str) -> str:
@@ -129,10 +131,16 @@ class TokenLedger:
             raise OAuthRefusal("invalid_grant", "Refresh token is invalid or revoked.")
         if not hmac.compare_digest(presented, grant.refresh_token):
             self.stale_refresh_token_uses += 1
-            raise OAuthRefusal("invalid_grant", "Refresh token is invalid (already rotated).")
+            if not self._in_grace(presented):
+                raise OAuthRefusal("invalid_grant", "Refresh token is invalid (already rotated).")
         if _clock.now() >= grant.refresh_expires_at:
             raise OAuthRefusal("invalid_grant", "Refresh token is expired.")
         return self._issue(grant, self.access_ttl)
+
+    def _in_grace(self, rotated_away: str) -> bool:
+        """Whether a replaced refresh token still works: strict rotation (no grace) unless configured."""
+        replaced_at = self._rotated_at.get(rotated_away)
+        return replaced_at is not None and _clock.now() < replaced_at + self.rotation_grace
 
     def client_credentials(self) -> dict[str, Any]:
         """Answer the `client_credentials` grant with a `clt.` token and no refresh token."""
@@ -174,9 +182,11 @@ class TokenLedger:
 
     def _issue(self, grant: Grant, expires_in: int) -> dict[str, Any]:
         access_token = f"act.{random_string()}"
+        now = _clock.now()
+        if grant.refresh_token:
+            self._rotated_at[grant.refresh_token] = now
         grant.refresh_token = f"rft.{random_string()}"
         self._grants_by_refresh_token[grant.refresh_token] = grant
-        now = _clock.now()
         self._access_tokens[access_token] = _AccessToken(grant, now + expires_in)
         return {
             "access_token": access_token,
