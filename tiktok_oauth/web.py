@@ -5,6 +5,10 @@ keeps, when one expires, which `next` targets are safe, and the checks a callbac
 its code is exchanged. The flavours in `tiktok_oauth.integrations` only read the request and the
 session and build their framework's redirect.
 
+The ready-made routes' decisions live here too, as plain functions the flavours share: the session key
+of the logged-in user (`USER_SESSION_KEY`), the redirect URI a login route sends (`route_redirect_uri`),
+where a login lands (`after_login_url`) and the status and page of a failure (`error_page`).
+
 The session holds one small dict under `session_key`, mapping each pending login's state to what the
 callback needs (the redirect URI, the PKCE verifier, `next`, when it began): JSON values only, never
 the client secret or a token. A framework's cookie session signs that value (so it cannot be forged)

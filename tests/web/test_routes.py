@@ -98,7 +98,7 @@ class _HttpxBrowser:
         return _page(self.client.post(path))
 
 
-def _page(response: httpx.Response) -> Page:
+def _page(response: Any) -> Page:  # an httpx (or httpx2) response
     return Page(response.status_code, response.headers.get("location"), response.text)
 
 
@@ -196,8 +196,12 @@ def flask_site(fake: FakeTikTok, store: MemoryTokenStore, options: Options) -> I
             answer = None if auth is None else http.get(fake.user_info_url(), auth=auth)
             return _me_text(None if auth is None else auth.key, answer)
 
-        hooks = {"on_login": on_login, "on_error": on_error} if options.hooks else {}
-        app.register_blueprint(login.blueprint(url_prefix=PREFIX, **hooks))
+        blueprint = (
+            login.blueprint(PREFIX, on_login=on_login, on_error=on_error)
+            if options.hooks
+            else login.blueprint(PREFIX)
+        )
+        app.register_blueprint(blueprint)
         yield Site(f"{PREFIX}/login", f"{PREFIX}/logout", lambda: _FlaskBrowser(app.test_client()))
 
 
@@ -233,9 +237,9 @@ def django_site(fake: FakeTikTok, store: MemoryTokenStore, options: Options) -> 
             answer = None if auth is None else http.get(fake.user_info_url(), auth=auth)
             return HttpResponse(_me_text(None if auth is None else auth.key, answer))
 
-        hooks = {"on_login": on_login, "on_error": on_error} if options.hooks else {}
+        views = login.urls(on_login=on_login, on_error=on_error) if options.hooks else login.urls()
         urls = types.ModuleType("django_routes_urls")
-        urls.urlpatterns = [path("me", me), path("auth/tiktok/", include(login.urls(**hooks)))]  # type: ignore[attr-defined]
+        urls.urlpatterns = [path("me", me), path("auth/tiktok/", include(views))]  # type: ignore[attr-defined]
         with override_settings(ROOT_URLCONF=urls):
             yield Site(f"{PREFIX}/login/", f"{PREFIX}/logout/", _DjangoBrowser)
 
