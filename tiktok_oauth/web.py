@@ -5,6 +5,10 @@ keeps, when one expires, which `next` targets are safe, and the checks a callbac
 its code is exchanged. The flavours in `tiktok_oauth.integrations` only read the request and the
 session and build their framework's redirect.
 
+The ready-made routes' decisions live here too, as plain functions the flavours share: the session key
+of the logged-in user (`USER_SESSION_KEY`), the redirect URI a login route sends (`route_redirect_uri`),
+where a login lands (`after_login_url`) and the status and page of a failure (`error_page`).
+
 The session holds one small dict under `session_key`, mapping each pending login's state to what the
 callback needs (the redirect URI, the PKCE verifier, `next`, when it began): JSON values only, never
 the client secret or a token. A framework's cookie session signs that value (so it cannot be forged)
@@ -16,27 +20,40 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import html
 import inspect
 import unicodedata
 from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-from tiktok_oauth import _clock
+from tiktok_oauth import _clock, _protocol
 from tiktok_oauth.auth import TikTokAuth, TokenSource
 from tiktok_oauth.client import AsyncTikTokOAuth2Client, TikTokOAuth2Client
-from tiktok_oauth.errors import StateMismatchError, TikTokOAuthError, TikTokServerError
+from tiktok_oauth.errors import (
+    AuthorizationDeniedError,
+    RateLimitedError,
+    StateMismatchError,
+    TikTokOAuthError,
+    TikTokServerError,
+    TokenStoreError,
+)
 from tiktok_oauth.events import OnEvent
 from tiktok_oauth.stores import AsyncTokenStore, MemoryTokenStore, TokenStore
 from tiktok_oauth.token import TikTokToken
 
-__all__ = ["LoginResult", "TikTokLogin"]
+__all__ = ["USER_SESSION_KEY", "LoginResult", "TikTokLogin"]
 
 #: Pending logins one session keeps (several tabs at once); beginning a ninth drops the oldest.
 MAX_PENDING = 8
 #: The longest `next` kept: the session is often a cookie, and browsers cap a cookie at about 4 KB.
 MAX_NEXT_LENGTH = 2048
+
+#: Where the ready-made routes keep the logged-in user's store key (their open_id) in the session.
+USER_SESSION_KEY = "tiktok_oauth_user"
+#: The longest message the ready-made routes' error page shows (an exception's text, escaped).
+MAX_ERROR_MESSAGE_LENGTH = 300
 
 Session = MutableMapping[str, Any]
 
@@ -351,3 +368,83 @@ def _key_of(token: TikTokToken) -> str:
     if not token.open_id:
         raise TikTokServerError("TikTok's token answer carries no open_id", retryable=False)
     return token.open_id
+
+
+# -- the ready-made routes' decisions, shared by every flavour (which only does its framework's I/O) ---------
+
+
+def route_redirect_uri(client: TikTokOAuth2Client | AsyncTikTokOAuth2Client, login_url: str) -> str:
+    """The redirect URI a ready-made login route sends: the client's `redirect_uri` when one was configured
+    (it is the one registered on TikTok's portal, and stays right behind a proxy), else the `callback` route
+    beside the `login` route that `login_url` (the request's own URL) names."""
+    if client.redirect_uri != _protocol.DEFAULT_REDIRECT_URI:
+        return client.redirect_uri
+    return sibling_url(login_url, "callback")
+
+
+def sibling_url(url: str, name: str) -> str:
+    """`url` with its last path segment replaced by `name` and no query: `/a/login?x` -> `/a/callback`;
+    a trailing slash is kept (`/a/login/` -> `/a/callback/`, as Django's URLs end)."""
+    parts = urlsplit(url)
+    trailing = parts.path.endswith("/")
+    head, _, _ = parts.path.rstrip("/").rpartition("/")
+    return urlunsplit((parts.scheme, parts.netloc, f"{head}/{name}{'/' if trailing else ''}", "", ""))
+
+
+def logged_in_key(session: Session) -> str | None:
+    """The store key of the user the ready-made routes logged in with this session, or None."""
+    key = session.get(USER_SESSION_KEY)
+    return key if isinstance(key, str) and key else None
+
+
+def remember_user(session: Session, key: str) -> None:
+    """Keep `key` (`LoginResult.key`) as this session's logged-in user."""
+    session[USER_SESSION_KEY] = key
+
+
+def forget_user(session: Session) -> None:
+    """Remove this session's logged-in user."""
+    session.pop(USER_SESSION_KEY, None)
+
+
+def after_login_url(result: LoginResult) -> str:
+    """Where the callback route sends the browser without an `on_login` hook: `result.next`, else `/`."""
+    return result.next or "/"
+
+
+def error_status(exc: Exception) -> int:
+    """The HTTP status of a ready-made route's error page for `exc`.
+
+    403 for a denial, 502 when TikTok failed (a 5xx, a timeout, a rate limit), 500 when the store failed,
+    400 for the rest: a state mismatch, a malformed callback, a refused code, a `next` off this site.
+    """
+    if isinstance(exc, AuthorizationDeniedError):
+        return 403
+    if isinstance(exc, TikTokServerError | RateLimitedError):
+        return 502
+    if isinstance(exc, TokenStoreError):
+        return 500
+    return 400
+
+
+_ERROR_TITLES = {
+    400: "This login cannot be completed",
+    403: "You did not log in",
+    502: "TikTok is unavailable",
+}
+
+
+def error_page(exc: Exception) -> tuple[int, str]:
+    """`(status, html)`: the small page a ready-made route answers for `exc`, its message short and escaped
+    (a callback's `error_description` comes from the URL: anyone can write it)."""
+    status = error_status(exc)
+    title = _ERROR_TITLES.get(status, "The login failed")
+    message = str(exc)
+    if len(message) > MAX_ERROR_MESSAGE_LENGTH:
+        message = message[: MAX_ERROR_MESSAGE_LENGTH - 1] + "\u2026"
+    page = (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>'
+        f"{title}</title></head>\n<body><h1>{title}</h1>\n<p>{html.escape(message)}</p>\n"
+        '<p><a href="/">Home</a></p></body></html>\n'
+    )
+    return status, page

@@ -14,6 +14,12 @@ def callback():
 
 app.add_url_rule("/tiktok/webhook", view_func=login.webhook_endpoint(handler), methods=["POST"])
 ```
+
+Or the ready-made routes (`GET login`, `GET callback`, `POST logout`) and `login.current_auth()`:
+
+```python
+app.register_blueprint(login.blueprint(url_prefix="/auth/tiktok", on_login=None, on_error=None, after_logout="/"))
+```
 """
 
 from __future__ import annotations
@@ -22,12 +28,20 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 import flask
+from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response
 
 from tiktok_oauth import web
+from tiktok_oauth.errors import TikTokOAuthError
 
 if TYPE_CHECKING:
+    from tiktok_oauth.auth import TikTokAuth
     from tiktok_oauth.webhooks import WebhookHandler
+
+#: `on_login(request, result)`: any Flask view answer, sent after a login.
+OnLogin = Callable[[flask.Request, web.LoginResult], ResponseReturnValue]
+#: `on_error(request, exc)`: any Flask view answer, sent after a failed callback.
+OnError = Callable[[flask.Request, TikTokOAuthError], ResponseReturnValue]
 
 __all__ = ["TikTokLogin"]
 
@@ -60,3 +74,59 @@ class TikTokLogin(web.TikTokLogin):
             return Response(status=status)
 
         return tiktok_webhook
+
+    def current_auth(self) -> TikTokAuth | None:
+        """The `TikTokAuth` of the user the ready-made routes logged in in `flask.session`, or None."""
+        key = web.logged_in_key(flask.session)
+        return None if key is None else self.auth(key)
+
+    def blueprint(
+        self,
+        url_prefix: str = "/auth/tiktok",
+        on_login: OnLogin | None = None,
+        on_error: OnError | None = None,
+        after_logout: str = "/",
+        *,
+        name: str = "tiktok_oauth",
+    ) -> flask.Blueprint:
+        """The ready-made routes as a blueprint named `name`, for `app.register_blueprint`: `GET login`
+        (`?next=/path`), `GET callback` and `POST logout` under `url_prefix`; see the "Ready-made routes"
+        section of the web login docs."""
+        blueprint = flask.Blueprint(name, __name__, url_prefix=url_prefix)
+
+        @blueprint.get("/login")
+        def login() -> ResponseReturnValue:
+            redirect_uri = web.route_redirect_uri(self.client, flask.request.url)
+            try:
+                return self.authorize_redirect(next=flask.request.args.get("next"), redirect_uri=redirect_uri)
+            except ValueError as exc:  # next is not a path on this site
+                return _error_page(exc)
+
+        @blueprint.get("/callback")
+        def callback() -> ResponseReturnValue:
+            try:
+                result = self.authorize_access_token()
+            except TikTokOAuthError as exc:
+                return _error_page(exc) if on_error is None else on_error(flask.request, exc)
+            web.remember_user(flask.session, result.key)
+            if on_login is not None:
+                return on_login(flask.request, result)
+            return flask.redirect(web.after_login_url(result), code=302)
+
+        @blueprint.post("/logout")
+        def logout() -> ResponseReturnValue:
+            key = web.logged_in_key(flask.session)
+            if key is not None:
+                try:
+                    self.auth(key).logout()
+                except TikTokOAuthError as exc:  # TikTok may still honour the token: stay logged in
+                    return _error_page(exc)
+            web.forget_user(flask.session)
+            return flask.redirect(after_logout, code=302)
+
+        return blueprint
+
+
+def _error_page(exc: Exception) -> tuple[str, int]:
+    status, page = web.error_page(exc)
+    return page, status
