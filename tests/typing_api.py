@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Coroutine
 from typing import Any
 
@@ -11,17 +12,24 @@ from tiktok_oauth import (
     AsyncTikTokOAuth2Client,
     AsyncTokenStore,
     FileTokenStore,
+    LockLostError,
     MemoryTokenStore,
+    NothingStoredError,
     QRCodeExpiredError,
     QRLogin,
     RateLimitedError,
+    ReauthorizationRequiredError,
+    RefreshReport,
     TikTokAuth,
     TikTokOAuth2Client,
     TikTokOAuthError,
     TikTokServerError,
     TikTokToken,
+    TokenEvent,
     TokenStore,
+    TokenStoreError,
     generate_code_verifier,
+    refresh_due,
 )
 from tiktok_oauth.testing import FakeTikTok
 from tiktok_oauth.webhooks import WebhookEvent, WebhookHandler, verify
@@ -119,3 +127,27 @@ def webhook_fake(fake: FakeTikTok) -> None:
     deliveries: list[tuple[bytes, dict[str, str], int]] = fake.webhook_deliveries
     done: bool = fake.wait_webhooks(timeout=1.0)
     _ = (deliveries, done)
+
+
+def fleet(client: TikTokOAuth2Client, store: TokenStore, stop: threading.Event) -> None:
+    """The keeper, events, needs_login and the lock contract."""
+    events: list[TokenEvent] = []
+    report: RefreshReport = refresh_due(client, store, within=1800.0, on_event=events.append, stop=stop)
+    kinds: list[str] = [event.kind for event in events]
+    marked: bool = TikTokToken({"access_token": "a"}).needs_login
+    issued: float | None = TikTokToken({"access_token": "a"}).issued_at
+    lost: type[TokenStoreError] = LockLostError
+    nothing: type[ReauthorizationRequiredError] = NothingStoredError
+    _ = (report.refreshed, kinds, marked, issued, lost, nothing)
+
+
+def web_routes(client: TikTokOAuth2Client, store: TokenStore) -> None:
+    from tiktok_oauth.integrations.flask import TikTokLogin as FlaskLogin
+    from tiktok_oauth.integrations.starlette import TikTokLogin as StarletteLogin
+
+    starlette_login = StarletteLogin(client, store, on_event=print)
+    _ = starlette_login.router(after_logout="/")
+    flask_login = FlaskLogin(client, store)
+    _ = flask_login.blueprint(url_prefix="/auth/tiktok")
+    auth: TikTokAuth | None = flask_login.current_auth()
+    _ = auth
