@@ -236,7 +236,7 @@ FLOOR_LIMITS = {"requests": 1.05, "httpx": 1.10, "httpx2": 1.10}
 
 def main() -> None:
     """Print TikTokAuth (memory store) against MINIMAL: best and median µs, and the ratio of the medians."""
-    import argparse  # noqa: PLC0415
+    import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--number", type=int, default=5000)

@@ -3,7 +3,8 @@
 A sample is written as real user code, with TikTok's real URLs. While a sample runs, this module makes that
 code meet a fake TikTok instead of the real one:
 
-- `httpx.Client` / `httpx.AsyncClient` made without a `transport=` get the fake's transport;
+- `httpx2.Client` / `httpx2.AsyncClient` (what the library's clients make) and `httpx.Client` /
+  `httpx.AsyncClient` made without a `transport=` get the fake's transport;
 - every new `requests.Session` (also the one inside `requests.get`) has the fake mounted;
 - niquests sessions (sync and async) and aiohttp client sessions send what they address to
   `open.tiktokapis.com` to the fake served on loopback (started on first use), after auth has run;
@@ -37,6 +38,7 @@ from unittest import mock
 from urllib.parse import urlsplit
 
 import httpx
+import httpx2
 import requests
 
 from tiktok_oauth import AsyncTikTokOAuth2Client, TikTokOAuth2Client
@@ -262,6 +264,8 @@ def fake_world(
             patches = {
                 httpx.Client: _default_transport(httpx.Client.__init__, fake.transport),
                 httpx.AsyncClient: _default_transport(httpx.AsyncClient.__init__, fake.async_transport),
+                httpx2.Client: _default_transport(httpx2.Client.__init__, fake.transport),
+                httpx2.AsyncClient: _default_transport(httpx2.AsyncClient.__init__, fake.async_transport),
                 requests.Session: _mounting(fake, requests.Session.__init__),
             }
             served = _Served(fake, stack)
