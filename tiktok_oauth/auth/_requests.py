@@ -19,10 +19,11 @@ from tiktok_oauth.auth._source import TokenSource
 class RequestsDriver(Driver):
     """`auth(request)` and its response hook for requests-style sessions."""
 
-    __slots__ = ("_fast_hook",)
+    __slots__ = ("_fast_hook", "_prefixes")
 
     def __init__(self, source: TokenSource, hosts: Hosts) -> None:
         super().__init__(source, hosts)
+        self._prefixes = hosts.prefixes  # read on the hot path: one attribute, not two
         self._fast_hook = self._fast_response  # bound once: the hot path appends it
 
     def __call__(self, request: Any) -> Any:
@@ -33,7 +34,7 @@ class RequestsDriver(Driver):
             token is not None
             and _clock.now() < fresh_until
             and (body is None or type(body) in (bytes, str))
-            and request.url.startswith(self.hosts.prefixes)
+            and request.url.startswith(self._prefixes)
         ):  # the fast path: a fresh token for a plainly allowed URL; the flow starts only on a 401
             request.headers["Authorization"] = bearer
             request.hooks["response"].append(self._fast_hook)
