@@ -34,7 +34,7 @@ class AiohttpDriver(Driver):
         url = request.url
         if not self.hosts.allows(url.scheme, url.host, url.port):
             return await handler(request)  # another host: the token never goes there
-        bearer = self.fresh_bearer()
+        bearer = self.source.fresh_bearer()
         if bearer is not None:
             request.headers["Authorization"] = bearer
             response = await handler(request)

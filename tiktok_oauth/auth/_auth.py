@@ -95,7 +95,8 @@ class TikTokAuth(httpx2.Auth):
         # An async client's auth drives niquests' AsyncSession too; a sync client's keeps the requests hot path.
         kind = NiquestsAsyncDriver if isinstance(client, AsyncTikTokOAuth2Client) else RequestsDriver
         self._call = kind(source, hosts).__call__
-        self._httpx = HttpxDriver(source, hosts)
+        httpx_driver = HttpxDriver(source, hosts)
+        self._sync_flow, self._async_flow = httpx_driver.sync_auth_flow, httpx_driver.async_auth_flow
 
     if TYPE_CHECKING:
 
@@ -114,8 +115,8 @@ class TikTokAuth(httpx2.Auth):
         # hot path pays no Python frame for the composition. niquests reads `auth.__call__` too: the
         # driver's method, a plain function for requests' driver and niquests' async one alike.
         __call__ = property(attrgetter("_call"), doc="The requests or niquests driver's `__call__`.")
-        sync_auth_flow = property(attrgetter("_httpx.sync_auth_flow"), doc="The httpx driver's sync flow.")
-        async_auth_flow = property(attrgetter("_httpx.async_auth_flow"), doc="The httpx driver's async flow.")
+        sync_auth_flow = property(attrgetter("_sync_flow"), doc="The httpx driver's sync flow.")
+        async_auth_flow = property(attrgetter("_async_flow"), doc="The httpx driver's async flow.")
 
     def driver(self, kind: type[D]) -> D:
         """A driver of class `kind` over this auth's token source and allowed hosts (aiohttp's middleware)."""

@@ -32,7 +32,7 @@ class HttpxDriver(Driver):
         if not self.hosts.allows(url.scheme, url.host, url.port):
             yield request  # another host: the token never goes there
             return
-        bearer = self.fresh_bearer()
+        bearer = self.source.fresh_bearer()
         if bearer is not None:
             request.headers["Authorization"] = bearer
             response = yield request
@@ -55,7 +55,7 @@ class HttpxDriver(Driver):
         if not self.hosts.allows(url.scheme, url.host, url.port):
             yield request  # another host: the token never goes there
             return
-        bearer = self.fresh_bearer()
+        bearer = self.source.fresh_bearer()
         if bearer is not None:
             request.headers["Authorization"] = bearer
             response = yield request
