@@ -3,7 +3,7 @@
 In the style of httpx's `Auth.auth_flow`, `flow` is a generator that yields the request to send, or a
 `TokenNeeded` when it needs a token, and receives the response or the token. An `Exchange` runs it for one
 request, answering its `TokenNeeded` from the token source (`drive_sync` / `drive_async`); a `Driver` holds
-the (token source, allowed hosts) pair and the fast path: a fresh cached bearer goes on the request at once,
+the (token source, allowed hosts) pair; the fast path is the same in each: a fresh cached bearer goes on at once,
 and the flow starts only on a 401. The drivers (`_requests`, `_niquests`, `_httpx`, `_aiohttp`) add only
 their library's I/O: how a request is sent again, how a response body is read.
 """
