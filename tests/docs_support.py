@@ -3,8 +3,8 @@
 A sample is written as real user code, with TikTok's real URLs. While a sample runs, this module makes that
 code meet a fake TikTok instead of the real one:
 
-- `httpx.Client` / `httpx.AsyncClient` made without a `transport=` get the fake's transport (so do
-  `httpx2.Client` / `httpx2.AsyncClient`, with httpx2's responses and exceptions);
+- `httpx2.Client` / `httpx2.AsyncClient` (what the library's clients make) and `httpx.Client` /
+  `httpx.AsyncClient` made without a `transport=` get the fake's transport;
 - every new `requests.Session` (also the one inside `requests.get`) has the fake mounted;
 - niquests sessions (sync and async) and aiohttp client sessions send what they address to
   `open.tiktokapis.com` to the fake served on loopback (started on first use), after auth has run;
@@ -40,6 +40,7 @@ from unittest import mock
 from urllib.parse import urlsplit
 
 import httpx
+import httpx2
 import requests
 
 from tiktok_oauth import AsyncTikTokOAuth2Client, TikTokOAuth2Client
@@ -285,17 +286,10 @@ def fake_world(
             patches = {
                 httpx.Client: _default_transport(httpx.Client.__init__, fake.transport),
                 httpx.AsyncClient: _default_transport(httpx.AsyncClient.__init__, fake.async_transport),
+                httpx2.Client: _default_transport(httpx2.Client.__init__, fake.transport),
+                httpx2.AsyncClient: _default_transport(httpx2.AsyncClient.__init__, fake.async_transport),
                 requests.Session: _mounting(fake, requests.Session.__init__),
             }
-            if importlib.util.find_spec("httpx2") is not None:
-                import httpx2
-
-                patches[httpx2.Client] = _default_transport(
-                    httpx2.Client.__init__, lambda: fake.transport(httpx_module=httpx2)
-                )
-                patches[httpx2.AsyncClient] = _default_transport(
-                    httpx2.AsyncClient.__init__, lambda: fake.async_transport(httpx_module=httpx2)
-                )
             served = _Served(fake, stack)
             if importlib.util.find_spec("niquests") is not None:
                 patches.update(_niquests_patches(served))

@@ -397,8 +397,11 @@ def test_only_an_async_clients_auth_has_the_niquests_async_driver(fake: FakeTikT
 
     sync_auth = TikTokAuth(TikTokOAuth2Client("test-key", SECRET, **fake.endpoints(served)))
     async_auth = TikTokAuth(client=AsyncTikTokOAuth2Client("test-key", SECRET, **fake.endpoints(served)))
-    assert type(sync_auth).__call__ is RequestsDriver.__call__  # the requests hot path, unchanged
-    assert isinstance(async_auth, NiquestsAsyncDriver)
+    # `auth(request)` runs the driver's own `__call__`: the requests hot path, unchanged, for a sync client
+    assert sync_auth.__call__.__func__ is RequestsDriver.__call__
+    assert type(sync_auth.__call__.__self__) is RequestsDriver
+    assert isinstance(async_auth.__call__.__self__, NiquestsAsyncDriver)
+    assert type(sync_auth) is type(async_auth) is TikTokAuth  # one class, nothing assembled at run time
     assert isinstance(sync_auth, TikTokAuth)
     assert isinstance(async_auth, TikTokAuth)
     assert type(async_auth).__name__ == "TikTokAuth"

@@ -325,13 +325,11 @@ def test_import_is_silent_under_warnings_as_errors() -> None:
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
 
 
-def test_import_does_not_import_requests_or_httpx2() -> None:
-    code = (
-        "import sys, tiktok_oauth; "
-        "print(sorted(m for m in ('requests', 'httpx2', 'redis', 'segno') if m in sys.modules))"
-    )
+def test_import_loads_httpx2_and_not_httpx_requests_or_redis() -> None:
+    names = ("requests", "httpx", "httpx2", "redis", "aiohttp", "niquests", "segno")
+    code = f"import sys, tiktok_oauth; print(sorted(m for m in {names!r} if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "[]"
+    assert result.stdout.strip() == "['httpx2']"
 
 
 def test_the_command_line_loads_the_qr_library_only_for_login_qr() -> None:

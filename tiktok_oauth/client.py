@@ -1,12 +1,15 @@
 """`TikTokOAuth2Client` and `AsyncTikTokOAuth2Client`: thin I/O shells over `_protocol`.
 
 Both build the same requests and read the same replies through `_protocol`; they differ only in how they
-send (httpx sync or async) and how they wait between attempts.
+send (httpx2 sync or async) and how they wait between attempts. They make httpx2 clients; `http_client=`
+takes an httpx2 client or an httpx one (httpx is never imported here: a user who passes an httpx client has
+imported it, and its `TransportError` is caught beside httpx2's; `_protocol` reads either by class name).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 import weakref
@@ -14,7 +17,7 @@ from collections.abc import AsyncGenerator, Callable, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar, cast
 
-import httpx
+import httpx2
 
 from tiktok_oauth import _protocol, _qrcode
 from tiktok_oauth._protocol import Reply, Send, Sleep, TokenCall
@@ -27,18 +30,32 @@ if TYPE_CHECKING:
     # then the event loop that runs them has loaded it.
     import asyncio
 
+    import httpx
+
 __all__ = ["AsyncTikTokOAuth2Client", "QRLogin", "TikTokOAuth2Client", "generate_code_verifier"]
 
 generate_code_verifier = _protocol.generate_code_verifier
 
 
-HttpClientT = TypeVar("HttpClientT", httpx.Client, httpx.AsyncClient)
+HttpClientT = TypeVar("HttpClientT", "httpx2.Client | httpx.Client", "httpx2.AsyncClient | httpx.AsyncClient")
+
+
+def _accepted(name: str) -> tuple[type[Any], ...]:
+    """httpx2's class `name`, and httpx's when httpx is imported (an httpx client exists only then)."""
+    httpx = sys.modules.get("httpx")
+    ours: type[Any] = getattr(httpx2, name)
+    return (ours,) if httpx is None else (ours, getattr(httpx, name))
+
+
+def _transport_errors() -> tuple[type[Exception], ...]:
+    """What a failed attempt raises: httpx2's `TransportError`, and httpx's for a borrowed httpx client."""
+    return _accepted("TransportError")
 
 
 class _TikTokOAuth2Base(Generic[HttpClientT]):
     """What both clients share: configuration, the HTTP client they own or borrow, and everything without I/O."""
 
-    _http_class: ClassVar[type[httpx.Client | httpx.AsyncClient]]
+    _http_class: ClassVar[type[httpx2.Client | httpx2.AsyncClient]]
     _counterpart: ClassVar[str]
 
     def __init__(
@@ -68,9 +85,11 @@ class _TikTokOAuth2Base(Generic[HttpClientT]):
         # QR-code login lives beside the token endpoint: a client pointed at a served fake reaches it there.
         self._get_qrcode_url, self._check_qrcode_url = _qrcode.qrcode_urls(self.token_url)
         self.timeout = timeout
-        if http_client is not None and not isinstance(http_client, self._http_class):
-            name = f"httpx.{self._http_class.__name__}"
-            raise TypeError(f"http_client must be an {name} (use {self._counterpart} for the other kind)")
+        if http_client is not None and not isinstance(http_client, _accepted(self._http_class.__name__)):
+            name = self._http_class.__name__
+            raise TypeError(
+                f"http_client must be an httpx2.{name} or an httpx.{name} (use {self._counterpart} for the other kind)"
+            )
         self._http: HttpClientT | None = http_client
         self._owns_http = http_client is None
         self._http_lock = threading.Lock()
@@ -205,8 +224,8 @@ def _reply(response: Any) -> Reply:
     return Reply(response.status_code, response.headers, response.content)
 
 
-class TikTokOAuth2Client(_TikTokOAuth2Base[httpx.Client]):
-    """TikTok's OAuth 2.0 client (Login Kit v2), sync, on httpx.
+class TikTokOAuth2Client(_TikTokOAuth2Base["httpx2.Client | httpx.Client"]):
+    """TikTok's OAuth 2.0 client (Login Kit v2), sync, on httpx2.
 
     Args:
         client_key: the app's client key (TikTok's name for the client id).
@@ -216,12 +235,13 @@ class TikTokOAuth2Client(_TikTokOAuth2Base[httpx.Client]):
         authorize_url: TikTok's consent page.
         token_url: TikTok's token endpoint.
         revoke_url: TikTok's revoke endpoint.
-        http_client: an `httpx.Client` to reuse (it is not closed by `close()`); one is made when None.
+        http_client: an `httpx2.Client` or an `httpx.Client` to reuse (it is not closed by `close()`); an
+            `httpx2.Client` is made when None.
         timeout: seconds, for the client this makes.
     """
 
-    _http_class = httpx.Client
-    _counterpart = "AsyncTikTokOAuth2Client with httpx.AsyncClient"
+    _http_class = httpx2.Client
+    _counterpart = "AsyncTikTokOAuth2Client with httpx2.AsyncClient"
 
     def _run(self, call: TokenCall) -> TikTokToken | None:
         steps = _protocol.conversation(call)
@@ -241,7 +261,7 @@ class TikTokOAuth2Client(_TikTokOAuth2Base[httpx.Client]):
     def _send(self, step: Send, budget: float) -> Reply | Exception:
         """One attempt, bounded as a whole by `budget` seconds: a trickling answer is cut."""
         if budget <= 0:
-            return httpx.ConnectTimeout("the call's overall deadline passed before this attempt")
+            return httpx2.ConnectTimeout("the call's overall deadline passed before this attempt")
         cut_at = time.monotonic() + budget
         call = step.call
         try:
@@ -252,9 +272,9 @@ class TikTokOAuth2Client(_TikTokOAuth2Base[httpx.Client]):
                 for chunk in response.iter_bytes():
                     chunks.append(chunk)
                     if time.monotonic() > cut_at:
-                        raise httpx.ReadTimeout("TikTok's answer took longer than the timeout")
+                        raise httpx2.ReadTimeout("TikTok's answer took longer than the timeout")
                 return Reply(response.status_code, response.headers, b"".join(chunks))
-        except httpx.TransportError as exc:
+        except _transport_errors() as exc:
             return exc
 
     def fetch_token(
@@ -420,7 +440,7 @@ class TikTokOAuth2Client(_TikTokOAuth2Base[httpx.Client]):
         self.close()
 
 
-class AsyncTikTokOAuth2Client(_TikTokOAuth2Base[httpx.AsyncClient]):
+class AsyncTikTokOAuth2Client(_TikTokOAuth2Base["httpx2.AsyncClient | httpx.AsyncClient"]):
     """TikTok's OAuth 2.0 client, async: the same arguments and methods as `TikTokOAuth2Client`, as coroutines.
 
     Args:
@@ -431,12 +451,13 @@ class AsyncTikTokOAuth2Client(_TikTokOAuth2Base[httpx.AsyncClient]):
         authorize_url: TikTok's consent page.
         token_url: TikTok's token endpoint.
         revoke_url: TikTok's revoke endpoint.
-        http_client: an `httpx.AsyncClient` to reuse (it is not closed by `aclose()`); one is made when None.
+        http_client: an `httpx2.AsyncClient` or an `httpx.AsyncClient` to reuse (it is not closed by
+            `aclose()`); an `httpx2.AsyncClient` is made per event loop when None.
         timeout: seconds, for the client this makes.
     """
 
-    _http_class = httpx.AsyncClient
-    _counterpart = "TikTokOAuth2Client with httpx.Client"
+    _http_class = httpx2.AsyncClient
+    _counterpart = "TikTokOAuth2Client with httpx2.Client"
     _http_loop: Callable[[], asyncio.AbstractEventLoop | None] = staticmethod(lambda: None)
     _closer: AsyncGenerator[None, None] | None = None
 
@@ -472,7 +493,7 @@ class AsyncTikTokOAuth2Client(_TikTokOAuth2Base[httpx.AsyncClient]):
     async def _send(self, step: Send, budget: float) -> Reply | Exception:
         """One attempt, bounded as a whole by `budget` seconds: a trickling answer is cut."""
         if budget <= 0:
-            return httpx.ConnectTimeout("the call's overall deadline passed before this attempt")
+            return httpx2.ConnectTimeout("the call's overall deadline passed before this attempt")
         call = step.call
         http = await self._loop_client()
         import asyncio  # noqa: PLC0415
@@ -482,13 +503,13 @@ class AsyncTikTokOAuth2Client(_TikTokOAuth2Base[httpx.AsyncClient]):
                 response = await http.post(
                     call.url, data=call.data, headers=call.headers, timeout=budget, follow_redirects=False
                 )
-        except httpx.TransportError as exc:
+        except _transport_errors() as exc:
             return exc
         except TimeoutError:
-            return httpx.ReadTimeout("TikTok's answer took longer than the timeout")
+            return httpx2.ReadTimeout("TikTok's answer took longer than the timeout")
         return _reply(response)
 
-    async def _loop_client(self) -> httpx.AsyncClient:
+    async def _loop_client(self) -> httpx2.AsyncClient | httpx.AsyncClient:
         """The HTTP client for the running event loop.
 
         An owned client is made per event loop (connections cannot cross loops, so a client survives
@@ -503,7 +524,7 @@ class AsyncTikTokOAuth2Client(_TikTokOAuth2Base[httpx.AsyncClient]):
         loop = asyncio.get_running_loop()
         if self._http is not None and self._http_loop() is loop:
             return self._http
-        self._http = http = httpx.AsyncClient(timeout=self.timeout)
+        self._http = http = httpx2.AsyncClient(timeout=self.timeout)
         self._http_loop = weakref.ref(loop)
         self._closer = _closed_with_loop(http)
         await anext(self._closer)  # registers with the loop: its shutdown closes the client
@@ -616,7 +637,7 @@ class AsyncTikTokOAuth2Client(_TikTokOAuth2Base[httpx.AsyncClient]):
         await self.aclose()
 
 
-async def _closed_with_loop(http: httpx.AsyncClient) -> AsyncGenerator[None, None]:
+async def _closed_with_loop(http: httpx2.AsyncClient) -> AsyncGenerator[None, None]:
     """Suspended for the loop's lifetime: the loop's `shutdown_asyncgens` (or `aclose`) closes `http`."""
     try:
         yield

@@ -21,7 +21,7 @@ STEPS = [
     "4. The callback's state matched; the code and the PKCE verifier were exchanged for a token:",
     "5. Saved the token in a FileTokenStore",
     "6. GET /v2/user/info/ through requests",
-    "7. GET /v2/user/info/ through httpx.Client(auth=TikTokAuth(...)): HTTP 200",
+    "7. GET /v2/user/info/ through httpx2.Client(auth=TikTokAuth(...)): HTTP 200",
     "8. TikTok expired the access token early",
     "9. A new TikTokAuth on the same store, with a leeway longer than the token has left",
     "10. Logged out (TikTokAuth.logout()): the access token revoked at TikTok",
@@ -80,7 +80,7 @@ def test_demo_without_requests_skips_that_call(cli: CLI, monkeypatch: pytest.Mon
 
     assert result.code == 0, result.err
     assert "requests is not installed: skipped the user info call through requests." in result.out
-    assert "through httpx.Client(auth=TikTokAuth(...)): HTTP 200" in result.out
+    assert "through httpx2.Client(auth=TikTokAuth(...)): HTTP 200" in result.out
 
 
 def test_python_m_tiktok_oauth_demo_runs_in_a_few_seconds() -> None:

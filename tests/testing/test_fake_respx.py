@@ -18,7 +18,10 @@ TOKEN_URL = "https://open.tiktokapis.com/v2/oauth/token/"
 def test_a_login_runs_against_the_fake_inside_a_respx_router(fake: FakeTikTok) -> None:
     with respx.mock(assert_all_called=True) as router:
         route = fake.respx(router)
-        with TikTokOAuth2Client("test-key", "test-secret") as client:
+        with (
+            httpx.Client() as http,  # respx mocks httpx: the OAuth client borrows one
+            TikTokOAuth2Client("test-key", "test-secret", http_client=http) as client,
+        ):
             verifier = client.generate_code_verifier()
             url, state = client.create_authorization_url(code_verifier=verifier)
             callback = fake.authorize(url, open_id="alice")
@@ -65,7 +68,10 @@ def test_async_clients_and_faults_go_through_the_fake(fake: FakeTikTok) -> None:
     fake.fail_next(status=503, times=1)
 
     async def main() -> str:
-        async with AsyncTikTokOAuth2Client("test-key", "test-secret") as client:
+        async with (
+            httpx.AsyncClient() as http,
+            AsyncTikTokOAuth2Client("test-key", "test-secret", http_client=http) as client,
+        ):
             return (await client.fetch_client_token()).access_token
 
     with respx.mock(assert_all_called=True) as router:
@@ -79,5 +85,9 @@ def test_a_lost_response_is_a_read_timeout(fake: FakeTikTok) -> None:
     fake.timeout_next()
     with respx.mock(assert_all_called=True) as router:
         fake.respx(router)
-        with TikTokOAuth2Client("test-key", "test-secret") as client, pytest.raises(TikTokServerError):
+        with (
+            httpx.Client() as http,
+            TikTokOAuth2Client("test-key", "test-secret", http_client=http) as client,
+            pytest.raises(TikTokServerError),
+        ):
             client.refresh_token("rft.unknown")

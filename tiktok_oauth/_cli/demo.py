@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 
 from tiktok_oauth import _clock
 from tiktok_oauth._cli._common import relative_time
@@ -141,9 +141,9 @@ def _calls_and_refreshes(
             session.auth = auth
             answer = _user_info(session.get(user_info_url, timeout=10))
         step(f"GET /v2/user/info/ through requests (session.auth = TikTokAuth(client, store, key)): {answer}")
-    with httpx.Client(auth=auth, timeout=10) as http:
+    with httpx2.Client(auth=auth, timeout=10) as http:
         step(
-            f"GET /v2/user/info/ through httpx.Client(auth=TikTokAuth(...)): {_user_info(http.get(user_info_url))}"
+            f"GET /v2/user/info/ through httpx2.Client(auth=TikTokAuth(...)): {_user_info(http.get(user_info_url))}"
         )
 
         before = _stored(store, _OPEN_ID)
@@ -159,7 +159,7 @@ def _calls_and_refreshes(
 
     stale = _stored(store, _OPEN_ID)
     remaining = (stale.expires_at or 0) - _clock.now()
-    with httpx.Client(auth=TikTokAuth(client, store, _OPEN_ID, leeway=remaining + 60), timeout=10) as http:
+    with httpx2.Client(auth=TikTokAuth(client, store, _OPEN_ID, leeway=remaining + 60), timeout=10) as http:
         answer = _user_info(http.get(user_info_url))
     fresh = _stored(store, _OPEN_ID)
     step(
@@ -177,12 +177,12 @@ def _revoke(step: _Steps, client: TikTokOAuth2Client, store: FileTokenStore, use
         "Logged out (TikTokAuth.logout()): the access token revoked at TikTok, which ends the whole "
         "grant, and the token deleted from the store."
     )
-    with httpx.Client(timeout=10) as http:
+    with httpx2.Client(timeout=10) as http:
         answer = _user_info(
             http.get(user_info_url, headers={"Authorization": f"Bearer {token.access_token}"})
         )
     step(f"GET /v2/user/info/ with the revoked access token: {answer}.")
-    with httpx.Client(auth=TikTokAuth(client, store, _OPEN_ID), timeout=10) as http:
+    with httpx2.Client(auth=TikTokAuth(client, store, _OPEN_ID), timeout=10) as http:
         try:
             http.get(user_info_url)
         except ReauthorizationRequiredError as exc:

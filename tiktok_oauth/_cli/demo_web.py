@@ -16,7 +16,7 @@ import webbrowser
 from http.cookies import SimpleCookie
 from typing import Any
 
-import httpx
+import httpx2
 
 from tiktok_oauth._api import unwrap
 from tiktok_oauth._loopback import LoopbackHTTPServer
@@ -43,7 +43,7 @@ class _App:
         self.user_info_url = user_info_url
         self.sessions: dict[str, dict[str, Any]] = {}
         self.lock = threading.Lock()
-        self.http = httpx.Client(timeout=10)
+        self.http = httpx2.Client(timeout=10)
 
     def session(self, cookie_header: str | None) -> tuple[str, dict[str, Any]]:
         cookies = SimpleCookie(cookie_header or "")

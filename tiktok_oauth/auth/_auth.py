@@ -1,17 +1,33 @@
-"""`TikTokAuth`: the public auth object, assembled from the token source and one driver per client family."""
+"""`TikTokAuth`: the public auth object, composed of the token source and one driver per client family.
+
+It is an `httpx2.Auth` by inheritance, so httpx2 keeps it (rather than wrapping it in a `FunctionAuth`)
+and calls its `sync_auth_flow` / `async_auth_flow`. httpx has its own `Auth` class, and `import
+tiktok_oauth` does not import httpx; `isinstance(auth, httpx.Auth)` holds all the same once httpx is
+imported, through `__class__`: `isinstance` asks an object's `__class__` when its `type()` is not a
+subclass, and the property answers `HttpxTikTokAuth` (`_httpx_auth`, a class written out in a module
+that imports httpx, loaded only when httpx already is). Never instantiated, it only answers that check;
+`type(auth)` stays `TikTokAuth` (or the user's subclass of it). httpx's `_build_auth` then keeps the auth
+as it is and drives its flows.
+
+The drivers are plain objects over (token source, allowed hosts), composed, not mixed in: `auth(request)`
+(requests, niquests) is the requests driver's `__call__`, or niquests' async driver's for an auth built
+with an async client; `sync_auth_flow` / `async_auth_flow` are the httpx driver's; `driver(kind)` builds
+any other (aiohttp's middleware).
+"""
 
 from __future__ import annotations
 
-import importlib.util
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Self
+import sys
+from collections.abc import AsyncGenerator, Generator, Iterable
+from operator import attrgetter
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import httpx
+import httpx2
 
 from tiktok_oauth import _protocol
-from tiktok_oauth.auth._flow import Hosts
+from tiktok_oauth.auth._flow import Driver, Hosts
 from tiktok_oauth.auth._httpx import HttpxDriver
-from tiktok_oauth.auth._niquests import async_variant
+from tiktok_oauth.auth._niquests import NiquestsAsyncDriver
 from tiktok_oauth.auth._requests import RequestsDriver
 from tiktok_oauth.auth._source import TokenSource
 from tiktok_oauth.client import AsyncTikTokOAuth2Client, TikTokOAuth2Client
@@ -21,36 +37,11 @@ if TYPE_CHECKING:
 
 __all__ = ["TikTokAuth"]
 
-
-def _with_httpx2_base(cls: type[TikTokAuth]) -> type[TikTokAuth]:
-    """`cls` made a subclass of `httpx2.Auth` too, when httpx2 is installed.
-
-    httpx2 wraps any auth that is not its own `Auth` in a `FunctionAuth`, which would call our requests
-    driver and lose the refresh-and-retry and the async path. httpx2 is imported on first use only.
-    """
-    cached = _HTTPX2_CLASSES.get(cls)
-    if cached is not None:
-        return cached
-    result = cls
-    if importlib.util.find_spec("httpx2") is not None:
-        import httpx2  # noqa: PLC0415 - optional, and 100 ms to import
-
-        httpx2_auth: Any = httpx2.Auth
-        if not issubclass(cls, httpx2_auth):
-            result = type(
-                cls.__name__,
-                (cls, httpx2.Auth),
-                {"__module__": cls.__module__, "__qualname__": cls.__qualname__},
-            )
-    _HTTPX2_CLASSES[cls] = result
-    return result
+D = TypeVar("D", bound=Driver)
 
 
-_HTTPX2_CLASSES: dict[type[Any], type[Any]] = {}
-
-
-class TikTokAuth(RequestsDriver, HttpxDriver, httpx.Auth):
-    """Bearer auth for TikTok's APIs: requests, httpx (sync and async), niquests, and aiohttp (middleware).
+class TikTokAuth(httpx2.Auth):
+    """Bearer auth for TikTok's APIs: requests, httpx2 and httpx (sync and async), niquests, aiohttp (middleware).
 
     Before each request to an allowed host it sets `Authorization: Bearer <access token>`, refreshing
     first when the token expires within `leeway` seconds. A 401 `access_token_invalid` triggers one refresh
@@ -74,12 +65,6 @@ class TikTokAuth(RequestsDriver, HttpxDriver, httpx.Auth):
             user token.
     """
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
-        # An async client's auth also drives niquests' AsyncSession (a `__call__` of its own, see _niquests).
-        client = args[0] if args else kwargs.get("client")
-        kind = async_variant(cls) if isinstance(client, AsyncTikTokOAuth2Client) else cls
-        return super().__new__(_with_httpx2_base(kind))  # type: ignore[return-value]
-
     def __init__(
         self,
         client: TikTokOAuth2Client | AsyncTikTokOAuth2Client,
@@ -99,15 +84,54 @@ class TikTokAuth(RequestsDriver, HttpxDriver, httpx.Auth):
             from tiktok_oauth.stores import MemoryTokenStore  # noqa: PLC0415 - avoids an import cycle
 
             store = MemoryTokenStore()
-        hosts = {_protocol.API_HOST, _protocol.host_with_port(client.token_url)}
+        defaults = {_protocol.API_HOST, _protocol.host_with_port(client.token_url)}
         allowed = (
-            frozenset(hosts) if allowed_hosts is None else _protocol.normalise_allowed_hosts(allowed_hosts)
+            frozenset(defaults) if allowed_hosts is None else _protocol.normalise_allowed_hosts(allowed_hosts)
         )
-        self._hosts = Hosts(allowed)
-        self._source = TokenSource.over(
+        self._hosts = hosts = Hosts(allowed)
+        self._source = source = TokenSource.over(
             client, store, key, leeway=leeway, recheck=recheck, client_credentials=client_credentials
         )
-        self._requests_fast_hook = self._requests_fast_response  # bound once: the hot path appends it
+        # An async client's auth drives niquests' AsyncSession too; a sync client's keeps the requests hot path.
+        kind = NiquestsAsyncDriver if isinstance(client, AsyncTikTokOAuth2Client) else RequestsDriver
+        self._call = kind(source, hosts).__call__
+        httpx_driver = HttpxDriver(source, hosts)
+        self._sync_flow, self._async_flow = httpx_driver.sync_auth_flow, httpx_driver.async_auth_flow
+
+    if TYPE_CHECKING:
+
+        def __call__(self, request: Any) -> Any:
+            """Drive the flow for requests and niquests: `session.auth = auth` calls this with each request."""
+
+        def sync_auth_flow(self, request: Any) -> Generator[Any, Any, None]:
+            """Drive the flow for `httpx2.Client` and `httpx.Client`."""
+
+        def async_auth_flow(self, request: Any) -> AsyncGenerator[Any, Any]:
+            """Drive the flow for `httpx2.AsyncClient` and `httpx.AsyncClient`."""
+
+    else:
+        # The drivers' own bound methods, with no call in between: `auth(request)` finds `__call__` on the
+        # class, and a property there hands over the driver's method, read by C code (`attrgetter`). The
+        # hot path pays no Python frame for the composition. niquests reads `auth.__call__` too: the
+        # driver's method, a plain function for requests' driver and niquests' async one alike.
+        __call__ = property(attrgetter("_call"), doc="The requests or niquests driver's `__call__`.")
+        sync_auth_flow = property(attrgetter("_sync_flow"), doc="The httpx driver's sync flow.")
+        async_auth_flow = property(attrgetter("_async_flow"), doc="The httpx driver's async flow.")
+
+    def driver(self, kind: type[D]) -> D:
+        """A driver of class `kind` over this auth's token source and allowed hosts (aiohttp's middleware)."""
+        return kind(self._source, self._hosts)
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type[Any]:
+        """`type(self)`, or, once httpx is imported, a subclass of `httpx.Auth` too (`HttpxTikTokAuth`)."""
+        cls = type(self)
+        if "httpx" in sys.modules:
+            from tiktok_oauth.auth._httpx_auth import HttpxTikTokAuth  # noqa: PLC0415 - httpx is loaded
+
+            if not issubclass(cls, HttpxTikTokAuth):
+                return HttpxTikTokAuth
+        return cls
 
     @property
     def client(self) -> TikTokOAuth2Client | AsyncTikTokOAuth2Client:

@@ -6,54 +6,50 @@ starts only on a 401. The retry after a 401 follows requests' `HTTPDigestAuth.ha
 
 from __future__ import annotations
 
-import inspect
 import sys
-from collections.abc import Generator
 from functools import partial
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from tiktok_oauth import _clock
-from tiktok_oauth.auth._flow import flow
-from tiktok_oauth.auth._httpx import drive_sync
-
-if TYPE_CHECKING:
-    from tiktok_oauth.auth._flow import Hosts
-    from tiktok_oauth.auth._source import TokenSource
+from tiktok_oauth.auth._flow import Driver, Exchange, Hosts, sent_token
+from tiktok_oauth.auth._source import TokenSource
 
 
-class RequestsDriver:
-    """`__call__` and the response hooks of `TikTokAuth` for requests-style sessions."""
+class RequestsDriver(Driver):
+    """`auth(request)` and its response hook for requests-style sessions."""
 
-    _source: TokenSource
-    _hosts: Hosts
-    _requests_fast_hook: Any
+    __slots__ = ("_fast_hook", "_prefixes")
+
+    def __init__(self, source: TokenSource, hosts: Hosts) -> None:
+        super().__init__(source, hosts)
+        self._prefixes = hosts.prefixes  # read on the hot path: one attribute, not two
+        self._fast_hook = self._fast_response  # bound once: the hot path appends it
 
     def __call__(self, request: Any) -> Any:
         """Drive the flow for requests: `session.auth = auth` calls this with each `PreparedRequest`."""
         body = request.body
-        token, fresh_until, bearer = self._source.current  # `TokenSource.fresh_bearer`, inlined: the hot path
+        token, fresh_until, bearer = self.source.current  # `fresh_bearer()`, inlined: the hot path
         if (
             token is not None
             and _clock.now() < fresh_until
             and (body is None or type(body) in (bytes, str))
-            and request.url.startswith(self._hosts.prefixes)
-        ):
-            # Fast path: a fresh token for a plainly allowed URL; the flow starts only on a 401.
+            and request.url.startswith(self._prefixes)
+        ):  # the fast path: a fresh token for a plainly allowed URL; the flow starts only on a 401
             request.headers["Authorization"] = bearer
-            request.hooks["response"].append(self._requests_fast_hook)
+            request.hooks["response"].append(self._fast_hook)
             return request
-        if not self._hosts.allows_str(request.url):
+        if not self.hosts.allows_str(request.url):
             return request  # another host: the token never goes there
         refuse_an_async_session()
         position = body.tell() if hasattr(body, "tell") else None
         replayable = body is None or isinstance(body, bytes | str) or position is not None
-        steps = flow(request, replayable=replayable)
-        prepared = drive_sync(self._source, steps, next(steps))
-        request.register_hook("response", partial(self._requests_response, steps, position))
+        exchange = self.exchange(request, replayable=replayable)
+        prepared = exchange.first()
+        request.register_hook("response", partial(self._response, exchange, position))
         return prepared
 
-    def _flow_after_fast_401(self, response: Any) -> Generator[Any, Any, None] | None:
+    def after_fast_401(self, response: Any) -> Exchange | None:
         """The flow a fast-path request starts on its 401, or None when the answer is not ours to handle.
 
         The hook also sees the answers of redirects the session followed: act only for an allowed URL that
@@ -62,37 +58,28 @@ class RequestsDriver:
         if response.status_code != 401:
             return None
         request = response.request
-        sent = request.headers.get("Authorization", "")
-        if not sent.startswith("Bearer ") or not self._hosts.allows_str(request.url):
+        bearer = request.headers.get("Authorization")
+        if sent_token(bearer) is None or not self.hosts.allows_str(request.url):
             return None
-        steps = flow(request, replayable=True, sent=sent[7:])
-        next(steps)
-        return steps
+        return self.exchange(request, replayable=True, bearer=bearer)
 
-    def _requests_fast_response(self, response: Any, **kwargs: Any) -> Any:
-        steps = self._flow_after_fast_401(response)
-        return response if steps is None else self._requests_response(steps, None, response, **kwargs)
+    def _fast_response(self, response: Any, **kwargs: Any) -> Any:
+        exchange = self.after_fast_401(response)
+        return response if exchange is None else self._response(exchange, None, response, **kwargs)
 
-    def _requests_response(
-        self, steps: Generator[Any, Any, None], position: int | None, response: Any, **kwargs: Any
-    ) -> Any:
+    def _response(self, exchange: Exchange, position: int | None, response: Any, **kwargs: Any) -> Any:
         # The first call carries this request's own response and ends the flow unless it asks for a retry;
         # later calls (for redirects requests follows) find the flow finished and change nothing.
-        if inspect.getgeneratorstate(steps) != inspect.GEN_SUSPENDED:
+        if not exchange.waiting:
             return response
         refuse_an_async_session()
-        try:
-            retry = drive_sync(self._source, steps, steps.send(response))
-        except StopIteration:
+        retry = exchange.answer(response)
+        if retry is None:
             return response
         _ = response.content  # consume the body and release the connection for the retry
         response.close()
         prepared = prepared_retry(retry, position, response)
-        retried = response.connection.send(prepared, **kwargs)
-        retried.history.append(response)
-        retried.request = prepared
-        steps.close()
-        return retried
+        return retried(exchange, response, prepared, response.connection.send(prepared, **kwargs))
 
 
 def in_event_loop() -> bool:
@@ -147,3 +134,11 @@ def prepared_retry(retry: Any, position: int | None, response: Any) -> Any:
         prepared.headers.pop("Cookie", None)
         prepared.prepare_cookies(cookie_jar)
     return prepared
+
+
+def retried(exchange: Exchange, response: Any, prepared: Any, answer: Any) -> Any:
+    """The retry's `answer`, with the 401 `response` in its history; the exchange is over."""
+    answer.history.append(response)
+    answer.request = prepared
+    exchange.close()
+    return answer

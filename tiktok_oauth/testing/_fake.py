@@ -338,13 +338,13 @@ class FakeTikTok:
             return None if fault is not None else response
 
     def transport(self, *, httpx_module: ModuleType | None = None) -> FakeTransport:
-        """Return an `httpx.BaseTransport` answering TikTok's URLs (pass `httpx_module=httpx2` for httpx2)."""
+        """Return an httpx2 (or httpx) transport answering TikTok's URLs, in the classes of the request's library."""
         from tiktok_oauth.testing._transports import FakeTransport  # noqa: PLC0415 - import cycle
 
         return FakeTransport(self, httpx_module)
 
     def async_transport(self, *, httpx_module: ModuleType | None = None) -> FakeAsyncTransport:
-        """Return an `httpx.AsyncBaseTransport` answering TikTok's URLs."""
+        """Return an httpx2 (or httpx) async transport answering TikTok's URLs."""
         from tiktok_oauth.testing._transports import FakeAsyncTransport  # noqa: PLC0415
 
         return FakeAsyncTransport(self, httpx_module)

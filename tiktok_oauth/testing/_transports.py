@@ -1,14 +1,19 @@
-"""Transports that hand requests to a `FakeTikTok`: httpx sync, httpx async, a requests adapter, a respx route."""
+"""Transports that hand requests to a `FakeTikTok`: httpx2/httpx sync and async, a requests adapter, a respx route.
+
+The httpx transports answer with the classes of the library the request comes from (httpx2 or httpx), so
+one transport serves either client; httpx is never imported here.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import io
+import sys
 import time
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
-import httpx
+import httpx2
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -21,48 +26,49 @@ TIKTOK_ORIGINS = ("https://open.tiktokapis.com", "https://www.tiktok.com")
 TIKTOK_HOSTS = tuple(origin.removeprefix("https://") for origin in TIKTOK_ORIGINS)
 
 
-class FakeTransport(httpx.BaseTransport):
-    """An `httpx.BaseTransport` answering every request from a `FakeTikTok`."""
+def _library(request: Any, given: ModuleType | None) -> Any:
+    """`given`, or the library (httpx2 or httpx) whose request this is."""
+    return sys.modules[type(request).__module__.partition(".")[0]] if given is None else given
+
+
+class FakeTransport(httpx2.BaseTransport):
+    """An `httpx2.BaseTransport` (and an httpx one, duck-typed) answering every request from a `FakeTikTok`."""
 
     def __init__(self, fake: FakeTikTok, httpx_module: ModuleType | None = None) -> None:
-        """Answer from `fake`, building responses and exceptions of `httpx_module` (default httpx)."""
+        """Answer from `fake`, building responses and exceptions of `httpx_module` (default: the request's)."""
         self._fake = fake
-        self._httpx = httpx if httpx_module is None else httpx_module
+        self._httpx = httpx_module
 
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
+    def handle_request(self, request: Any) -> Any:
         """Answer `request`, or raise `ReadTimeout` where the fake loses the response."""
         body = request.read()
         method, url = request.method, str(request.url)
         time.sleep(self._fake.request_delay(method, url))
         answer = self._fake.handle(method, url, dict(request.headers), body)
+        library = _library(request, self._httpx)
         if answer is None:
-            raise self._httpx.ReadTimeout("FakeTikTok lost the response", request=request)
-        response: httpx.Response = self._httpx.Response(
-            answer.status, headers=answer.headers, content=answer.body, request=request
-        )
-        return response
+            raise library.ReadTimeout("FakeTikTok lost the response", request=request)
+        return library.Response(answer.status, headers=answer.headers, content=answer.body, request=request)
 
 
-class FakeAsyncTransport(httpx.AsyncBaseTransport):
-    """An `httpx.AsyncBaseTransport` answering every request from a `FakeTikTok`."""
+class FakeAsyncTransport(httpx2.AsyncBaseTransport):
+    """An `httpx2.AsyncBaseTransport` (and an httpx one, duck-typed) answering every request from a `FakeTikTok`."""
 
     def __init__(self, fake: FakeTikTok, httpx_module: ModuleType | None = None) -> None:
-        """Answer from `fake`, building responses and exceptions of `httpx_module` (default httpx)."""
+        """Answer from `fake`, building responses and exceptions of `httpx_module` (default: the request's)."""
         self._fake = fake
-        self._httpx = httpx if httpx_module is None else httpx_module
+        self._httpx = httpx_module
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    async def handle_async_request(self, request: Any) -> Any:
         """Answer `request`, or raise `ReadTimeout` where the fake loses the response."""
         body = await request.aread()
         method, url = request.method, str(request.url)
         await asyncio.sleep(self._fake.request_delay(method, url))
         answer = self._fake.handle(method, url, dict(request.headers), body)
+        library = _library(request, self._httpx)
         if answer is None:
-            raise self._httpx.ReadTimeout("FakeTikTok lost the response", request=request)
-        response: httpx.Response = self._httpx.Response(
-            answer.status, headers=answer.headers, content=answer.body, request=request
-        )
-        return response
+            raise library.ReadTimeout("FakeTikTok lost the response", request=request)
+        return library.Response(answer.status, headers=answer.headers, content=answer.body, request=request)
 
 
 def add_respx_route(fake: FakeTikTok, router: Any) -> Any:
