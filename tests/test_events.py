@@ -144,3 +144,19 @@ def test_a_callback_that_raises_is_logged_and_changes_nothing(
         assert TokenSource.over(client, store, "u1", on_event=broken).renew()[0] == "refreshed"
     assert "on_event raised RuntimeError" in caplog.text
     assert fake.grant_count("refresh_token") == 1
+
+
+def test_tiktok_auth_reports_its_refreshes(fake: FakeTikTok, served: str) -> None:
+    import httpx
+
+    from tiktok_oauth import TikTokAuth
+
+    store = MemoryTokenStore(lock_timeout=1.0)
+    recorder = Recorder(store)
+    _due(fake, store)
+    with (
+        TikTokOAuth2Client("test-key", SECRET, **fake.endpoints(served)) as client,
+        httpx.Client(auth=TikTokAuth(client, store, "u1", on_event=recorder)) as http,
+    ):
+        assert http.get(fake.user_info_url(served), params={"fields": "open_id"}).status_code == 200
+    assert recorder.kinds == ["refreshed"]

@@ -98,6 +98,21 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+AUTHORIZE_PATH: Final = "/v2/auth/authorize/"
+TOKEN_PATH: Final = "/v2/oauth/token/"  # noqa: S105 - a path
+REVOKE_PATH: Final = "/v2/oauth/revoke/"
+
+
+def endpoints_under(base_url: str) -> tuple[str, str, str]:
+    """The authorize, token and revoke URLs under `base_url` (an origin such as a served fake's), with
+    TikTok's own paths; `ValueError` for a URL with a path, a query or no host."""
+    parts = urlsplit(base_url)
+    if not parts.scheme or not parts.netloc or parts.path.strip("/") or parts.query or parts.fragment:
+        raise ValueError(f"base_url must be an origin such as http://127.0.0.1:8123, not {base_url!r}")
+    origin = f"{parts.scheme}://{parts.netloc}"
+    return origin + AUTHORIZE_PATH, origin + TOKEN_PATH, origin + REVOKE_PATH
+
+
 def check_transport(url: str) -> str:
     """Refuse plain `http` except to loopback hosts; needs no environment variable (unlike Authlib)."""
     parts = urlsplit(url)

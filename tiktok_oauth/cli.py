@@ -66,6 +66,11 @@ def _credential_options() -> argparse.ArgumentParser:
         "testing", "For testing against FakeTikTok (tiktok_oauth.testing) served on loopback."
     )
     testing.add_argument(
+        "--base-url",
+        metavar="URL",
+        help="every TikTok endpoint under this origin (what `tiktok-oauth fake serve` prints)",
+    )
+    testing.add_argument(
         "--authorize-url", metavar="URL", help="TikTok's authorize URL, for testing against FakeTikTok"
     )
     testing.add_argument(

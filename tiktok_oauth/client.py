@@ -70,9 +70,18 @@ class _TikTokOAuth2Base(Generic[HttpClientT]):
         revoke_url: str = _protocol.REVOKE_URL,
         http_client: HttpClientT | None = None,
         timeout: float = 10.0,
+        base_url: str | None = None,
     ) -> None:
         if not client_key:
             raise ValueError("client_key is required")
+        if base_url is not None:
+            if (authorize_url, token_url, revoke_url) != (
+                _protocol.AUTHORIZE_URL,
+                _protocol.TOKEN_URL,
+                _protocol.REVOKE_URL,
+            ):
+                raise ValueError("base_url cannot be combined with authorize_url, token_url or revoke_url")
+            authorize_url, token_url, revoke_url = _protocol.endpoints_under(base_url)
         if not client_secret:
             raise ValueError("client_secret is required")
         self.client_key = client_key
@@ -238,6 +247,8 @@ class TikTokOAuth2Client(_TikTokOAuth2Base["httpx2.Client | httpx.Client"]):
         http_client: an `httpx2.Client` or an `httpx.Client` to reuse (it is not closed by `close()`); an
             `httpx2.Client` is made when None.
         timeout: seconds, for the client this makes.
+        base_url: every endpoint (authorize, token, revoke, QR code, user info) under this origin with
+            TikTok's own paths, e.g. a served FakeTikTok's `http://127.0.0.1:8123`; not with a `*_url`.
     """
 
     _http_class = httpx2.Client
@@ -454,6 +465,8 @@ class AsyncTikTokOAuth2Client(_TikTokOAuth2Base["httpx2.AsyncClient | httpx.Asyn
         http_client: an `httpx2.AsyncClient` or an `httpx.AsyncClient` to reuse (it is not closed by
             `aclose()`); an `httpx2.AsyncClient` is made per event loop when None.
         timeout: seconds, for the client this makes.
+        base_url: every endpoint (authorize, token, revoke, QR code, user info) under this origin with
+            TikTok's own paths, e.g. a served FakeTikTok's `http://127.0.0.1:8123`; not with a `*_url`.
     """
 
     _http_class = httpx2.AsyncClient

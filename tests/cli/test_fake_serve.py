@@ -8,11 +8,13 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
 
-from tiktok_oauth import MemoryTokenStore, TikTokAuth, TikTokOAuth2Client
+from tiktok_oauth import MemoryTokenStore, TikTokAuth, TikTokOAuth2Client, TikTokToken
+from tiktok_oauth.stores import FileTokenStore
 from tiktok_oauth.testing._authorize import AUTHORIZE_PATH
 
 URL_LINE = re.compile(r"serving at (http://127\.0\.0\.1:\d+)")
@@ -103,6 +105,52 @@ def test_an_app_in_another_process_logs_in_refreshes_and_reads_the_counters(fake
             assert control.post(f"{base}/_fake/revoke", data={}).status_code == 400
             assert control.get(f"{base}/_fake/revoke").status_code == 405
             assert control.get(f"{base}/_fake/nothing").status_code == 404
+
+
+def test_a_cli_command_reaches_it_with_base_url(fake_process: Running, tmp_path: Path) -> None:
+    base = fake_process.base_url
+    with httpx.Client() as control:
+        assert control.get(f"{base}/_fake/state").json()["grants"]["client_credentials"] == 0
+    with TikTokOAuth2Client("app-key", "app-secret", base_url=base) as client:
+        token = TikTokToken(client.fetch_client_token())
+    store = FileTokenStore(tmp_path / "tokens")
+    store.set("app", token)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tiktok_oauth",
+            "token",
+            "revoke",
+            "--key",
+            "app",
+            "--store",
+            str(tmp_path / "tokens"),
+            "--client-key",
+            "app-key",
+            "--client-secret",
+            "app-secret",
+            "--base-url",
+            base,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert store.get("app") is None
+
+
+def test_base_url_is_an_origin_and_excludes_the_urls_one_by_one() -> None:
+    with pytest.raises(ValueError, match="cannot be combined"):
+        TikTokOAuth2Client(
+            "k", "s", base_url="http://127.0.0.1:1", token_url="http://127.0.0.1:2/v2/oauth/token/"
+        )
+    with pytest.raises(ValueError, match="an origin"):
+        TikTokOAuth2Client("k", "s", base_url="http://127.0.0.1:1/v2/")
+    client = TikTokOAuth2Client("k", "s", base_url="http://127.0.0.1:1/")
+    assert client.token_url == "http://127.0.0.1:1/v2/oauth/token/"
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])

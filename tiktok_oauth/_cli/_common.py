@@ -82,6 +82,10 @@ def client_from_args(
 ) -> TikTokOAuth2Client:
     """A `TikTokOAuth2Client` from the credentials and the testing URL options in `args`."""
     key, secret = credentials(args)
+    base_url: str | None = getattr(args, "base_url", None)
+    urls = (args.authorize_url, args.token_url, args.revoke_url)
+    if base_url is not None and any(urls):
+        raise CLIError("pass either --base-url or --authorize-url/--token-url/--revoke-url", exit_code=2)
     try:
         return TikTokOAuth2Client(
             key,
@@ -91,7 +95,10 @@ def client_from_args(
             authorize_url=args.authorize_url or _protocol.AUTHORIZE_URL,
             token_url=args.token_url or _protocol.TOKEN_URL,
             revoke_url=args.revoke_url or _protocol.REVOKE_URL,
+            base_url=base_url,
         )
+    except ValueError as exc:
+        raise CLIError(str(exc), exit_code=2) from None
     except InsecureTransportError:
         raise CLIError(
             "refusing plain http: --authorize-url/--token-url/--revoke-url must be https "

@@ -56,6 +56,8 @@ def run_fake_serve(args: argparse.Namespace) -> int:
             print(f"  token URL:      {endpoints['token_url']}")
             print(f"  revoke URL:     {endpoints['revoke_url']}")
             print(f"  counters:       GET {base_url}/_fake/state")
+            print(f"Point a client at it: TikTokOAuth2Client(key, secret, base_url={base_url!r}),")
+            print(f"or any tiktok-oauth command: --base-url {base_url}")
             print("Press Ctrl-C to stop.", flush=True)
             stop.wait()
     finally:

@@ -33,6 +33,7 @@ from tiktok_oauth.auth._source import TokenSource
 from tiktok_oauth.client import AsyncTikTokOAuth2Client, TikTokOAuth2Client
 
 if TYPE_CHECKING:
+    from tiktok_oauth.events import OnEvent
     from tiktok_oauth.stores import AsyncTokenStore, TokenStore
 
 __all__ = ["TikTokAuth"]
@@ -63,6 +64,8 @@ class TikTokAuth(httpx2.Auth):
             request untouched.
         client_credentials: fetch (and re-fetch on expiry) a client access token instead of refreshing a
             user token.
+        on_event: called with a `TokenEvent` after each refresh, failure, mark or logout, outside every
+            lock; an exception it raises is logged and changes nothing.
     """
 
     def __init__(
@@ -75,6 +78,7 @@ class TikTokAuth(httpx2.Auth):
         recheck: float = 60.0,
         allowed_hosts: Iterable[str] | None = None,
         client_credentials: bool = False,
+        on_event: OnEvent | None = None,
     ) -> None:
         if not isinstance(client, TikTokOAuth2Client | AsyncTikTokOAuth2Client):
             raise TypeError("client must be a TikTokOAuth2Client or an AsyncTikTokOAuth2Client")
@@ -90,7 +94,13 @@ class TikTokAuth(httpx2.Auth):
         )
         self._hosts = hosts = Hosts(allowed)
         self._source = source = TokenSource.over(
-            client, store, key, leeway=leeway, recheck=recheck, client_credentials=client_credentials
+            client,
+            store,
+            key,
+            leeway=leeway,
+            recheck=recheck,
+            client_credentials=client_credentials,
+            on_event=on_event,
         )
         # An async client's auth drives niquests' AsyncSession too; a sync client's keeps the requests hot path.
         kind = NiquestsAsyncDriver if isinstance(client, AsyncTikTokOAuth2Client) else RequestsDriver
