@@ -7,6 +7,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 import httpx
+import httpx2
 
 from tiktok_oauth import (
     AsyncTikTokOAuth2Client,
@@ -38,7 +39,7 @@ from tiktok_oauth.webhooks import WebhookEvent, WebhookHandler, verify
 def sync_usage() -> None:
     fake = FakeTikTok(client_key="k", client_secret="s", access_ttl=60, refresh_ttl=120)
     with (
-        httpx.Client(transport=fake.transport()) as http,
+        httpx2.Client(transport=fake.transport()) as http,  # the fake's transports are httpx2's
         TikTokOAuth2Client("k", "s", http_client=http) as client,
     ):
         verifier: str = generate_code_verifier()
