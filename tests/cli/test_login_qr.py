@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import os
 import pty
 import select
@@ -29,6 +30,9 @@ class Terminal:
     def __init__(self, leader: int) -> None:
         self.leader = leader
         self.text = ""
+        # Incremental: on a busy machine a read can end inside a half block's three UTF-8 bytes.
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self._pending_cr = False
 
     def read_until(self, marker: str, deadline: float) -> str:
         while marker not in self.text:
@@ -51,7 +55,9 @@ class Terminal:
             chunk = os.read(self.leader, 65536)
         except OSError:  # EIO: the other end is closed
             return False
-        self.text += chunk.decode("utf-8", "replace").replace("\r\n", "\n")
+        text = ("\r" if self._pending_cr else "") + self._decoder.decode(chunk)
+        self._pending_cr = text.endswith("\r")  # a CR LF split between two reads
+        self.text += (text[:-1] if self._pending_cr else text).replace("\r\n", "\n")
         return bool(chunk)
 
 
